@@ -1,0 +1,176 @@
+"""Grouped ("multi-fiber") convolution with a portable kernel and a fast CPU path."""
+
+import math
+
+import keras
+from keras import ops
+
+IMPLEMENTATIONS = ("auto", "split", "grouped")
+
+
+def _as_tuple(value, rank, name):
+    """Expands an int to a `rank`-tuple; checks the length of a sequence."""
+    if isinstance(value, int):
+        return (value,) * rank
+    value = tuple(value)
+    if len(value) != rank:
+        raise ValueError(
+            f"`{name}` must be an int or a sequence of {rank} ints for a {rank}D convolution. Received: {name}={value}"
+        )
+    return value
+
+
+def _check_ints(value, name, minimum):
+    items = (value,) if isinstance(value, int) else value
+    if not isinstance(items, (tuple, list)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
+    ):
+        raise ValueError(f"`{name}` must be an int or a sequence of ints >= {minimum}. Received: {name}={value}")
+
+
+@keras.saving.register_keras_serializable(package="mfnet_keras")
+class FiberConv(keras.layers.Layer):
+    """Convolution split into `num_fibers` independent groups (fibers).
+
+    The kernel is ONE variable in Keras's grouped layout
+    `(*kernel_size, in_channels // num_fibers, filters)`, exactly what
+    `keras.layers.Conv2D/Conv3D(groups=num_fibers)` stores, so weights move
+    freely between the two. Only the computation differs: on the TensorFlow
+    backend a grouped convolution is compiled through XLA and is many times
+    slower on CPU than convolving each fiber on its own and concatenating, so
+    `implementation="auto"` picks the per-fiber ("split") path there and a
+    single grouped convolution elsewhere (JAX, PyTorch backends).
+
+    The rank (2D images or 3D clips, channels last) follows the input.
+
+    Args:
+        filters: output channels, divisible by `num_fibers`.
+        kernel_size: int or tuple, one entry per spatial dimension.
+        num_fibers: number of groups; 1 is a dense convolution.
+        strides: int or tuple.
+        padding: `"same"`, `"valid"`, or an int / tuple of ints giving the
+            symmetric zero padding of each spatial dimension, as PyTorch's
+            `Conv*d(padding=...)` does (needed for checkpoint parity at
+            stride 2, where `"same"` pads only at the end).
+        implementation: `"auto"`, `"split"` (per-fiber convolutions) or
+            `"grouped"` (one grouped `ops.conv`). All give the same numbers.
+        kernel_initializer, kernel_regularizer: as for `keras.layers.Conv3D`.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        num_fibers=1,
+        strides=1,
+        padding="same",
+        implementation="auto",
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_ints(filters, "filters", 1)
+        _check_ints(num_fibers, "num_fibers", 1)
+        _check_ints(kernel_size, "kernel_size", 1)
+        _check_ints(strides, "strides", 1)
+        if filters % num_fibers:
+            raise ValueError(f"`filters` must be divisible by `num_fibers`={num_fibers}. Received: filters={filters}")
+        if padding not in ("same", "valid"):
+            _check_ints(padding, "padding", 0)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"`implementation` must be one of {IMPLEMENTATIONS}. Received: implementation={implementation!r}"
+            )
+        self.filters = filters
+        self.kernel_size = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else kernel_size
+        self.num_fibers = num_fibers
+        self.strides = tuple(strides) if isinstance(strides, (list, tuple)) else strides
+        self.padding = tuple(padding) if isinstance(padding, (list, tuple)) else padding
+        self.implementation = implementation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def _resolve(self, input_shape):
+        """Normalised (rank, kernel, strides, per-dim (lo, hi) padding) for an input shape."""
+        if len(input_shape) not in (4, 5):
+            raise ValueError(
+                f"{type(self).__name__} expects a 4D (batch, H, W, C) or 5D "
+                f"(batch, T, H, W, C) input. Received: input_shape={tuple(input_shape)}"
+            )
+        rank = len(input_shape) - 2
+        kernel = _as_tuple(self.kernel_size, rank, "kernel_size")
+        strides = _as_tuple(self.strides, rank, "strides")
+        if self.padding == "valid":
+            pads = ((0, 0),) * rank
+        elif self.padding == "same":
+            pads = None  # depends on the input size; only used when stride is 1
+        else:
+            pads = tuple((p, p) for p in _as_tuple(self.padding, rank, "padding"))
+        return rank, kernel, strides, pads
+
+    def build(self, input_shape):
+        rank, kernel, strides, pads = self._resolve(input_shape)
+        channels = input_shape[-1]
+        if channels is None or channels % self.num_fibers:
+            raise ValueError(
+                f"Input channels must be divisible by `num_fibers`={self.num_fibers}. "
+                f"Received: input_channels={channels}"
+            )
+        self._rank, self._kernel, self._strides = rank, kernel, strides
+        # Explicit symmetric padding that "same" reproduces exactly (stride 1,
+        # odd kernel) is left to the convolution, saving a padded copy.
+        same_pads = tuple(((k - 1) // 2, (k - 1) // 2) for k in kernel)
+        if self.padding == "same" or (pads == same_pads and all(s == 1 for s in strides)):
+            self._conv_padding, self._pads = "same", None
+        elif all(p == (0, 0) for p in pads):
+            self._conv_padding, self._pads = "valid", None
+        else:
+            self._conv_padding, self._pads = "valid", pads
+        implementation = self.implementation
+        if implementation == "auto":
+            implementation = "split" if keras.backend.backend() == "tensorflow" else "grouped"
+        self._split = implementation == "split" and self.num_fibers > 1
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*kernel, channels // self.num_fibers, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+
+    def call(self, inputs):
+        x = inputs
+        if self._pads is not None:
+            x = ops.pad(x, ((0, 0), *self._pads, (0, 0)))
+        if not self._split:
+            return ops.conv(x, self.kernel, strides=self._strides, padding=self._conv_padding)
+        xs = ops.split(x, self.num_fibers, axis=-1)
+        ks = ops.split(self.kernel, self.num_fibers, axis=-1)
+        ys = [ops.conv(xi, ki, strides=self._strides, padding=self._conv_padding) for xi, ki in zip(xs, ks)]
+        return ops.concatenate(ys, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        rank, kernel, strides, pads = self._resolve(input_shape)
+        spatial = []
+        for i, n in enumerate(input_shape[1:-1]):
+            if n is None:
+                spatial.append(None)
+            elif pads is None:
+                spatial.append(math.ceil(n / strides[i]))
+            else:
+                spatial.append((n + sum(pads[i]) - kernel[i]) // strides[i] + 1)
+        return (input_shape[0], *spatial, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            num_fibers=self.num_fibers,
+            strides=self.strides,
+            padding=self.padding,
+            implementation=self.implementation,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config

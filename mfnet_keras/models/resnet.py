@@ -1,0 +1,117 @@
+"""ResNet-18, its multi-fiber version and ResNeXt-26, the paper's Table 1 image baselines."""
+
+import keras
+
+from mfnet_keras.layers import MultiFiberUnit
+from mfnet_keras.layers.blocks import batch_norm
+from mfnet_keras.models.base import (
+    ArchitectureModel,
+    check_common_args,
+    classification_head,
+    conv_bn,
+    stem_max_pool,
+)
+
+BLOCKS = ("basic", "bottleneck", "multi_fiber")
+
+
+@keras.saving.register_keras_serializable(package="mfnet_keras")
+class ResNet(ArchitectureModel):
+    """ResNet-style image classifier with three kinds of residual block.
+
+    Stem: 7×7 conv stride 2 → BN → ReLU → 3×3 max-pool stride 2; then four
+    stages, the first unit of stages 2–4 with stride 2.
+
+    - `block="basic"`: He et al.'s two 3×3 convs (ResNet-18).
+    - `block="bottleneck"`: 1×1 → grouped 3×3 (`cardinality` groups of
+      `bottleneck_filters[i] // cardinality` channels, carrying the stride)
+      → 1×1, as in ResNeXt.
+    - `block="multi_fiber"`: the paper's `MultiFiberUnit` (pre-activation,
+      multiplexer, `num_fibers` fibers), followed by a final BN → ReLU.
+
+    Args:
+        stage_filters: output channels of each stage.
+        stage_depths: blocks per stage.
+        bottleneck_filters: middle width of each stage (bottleneck only).
+        cardinality: groups of the bottleneck's 3×3 conv.
+        num_fibers, multiplexer: multi-fiber blocks only.
+        Others: as for `MFNet`.
+    """
+
+    def __init__(
+        self,
+        num_classes=1000,
+        input_shape=(224, 224, 3),
+        block="basic",
+        stage_filters=(64, 128, 256, 512),
+        stage_depths=(2, 2, 2, 2),
+        bottleneck_filters=None,
+        cardinality=1,
+        num_fibers=16,
+        multiplexer=True,
+        stem_filters=64,
+        dropout=0.0,
+        include_top=True,
+        pooling=None,
+        classifier_activation=None,
+        synchronized_bn=False,
+        dtype=None,
+        name="resnet",
+        **kwargs,
+    ):
+        init_args = dict(locals())
+        for key in ("self", "kwargs", "name", "__class__"):
+            init_args.pop(key, None)
+        shape = check_common_args(num_classes, input_shape, (3,), dropout, include_top, pooling)
+        if block not in BLOCKS:
+            raise ValueError(f"`block` must be one of {BLOCKS}. Received: block={block!r}")
+        if block == "bottleneck" and (bottleneck_filters is None or len(bottleneck_filters) != len(stage_filters)):
+            raise ValueError(
+                "`block='bottleneck'` needs one `bottleneck_filters` entry per stage. "
+                f"Received: bottleneck_filters={bottleneck_filters!r}"
+            )
+        sync = synchronized_bn
+
+        inputs = keras.Input(shape=shape, name="image")
+        x = conv_bn(inputs, stem_filters, 7, 2, "conv1", dtype, synchronized_bn=sync)
+        x = stem_max_pool(x, dtype)
+        channels = stem_filters
+        for stage, (filters, depth) in enumerate(zip(stage_filters, stage_depths)):
+            for unit in range(depth):
+                strides = 2 if unit == 0 and stage > 0 else 1
+                name_ = f"conv{stage + 2}.B{unit + 1:02d}"
+                if block == "multi_fiber":
+                    x = MultiFiberUnit(
+                        filters,
+                        num_fibers=num_fibers,
+                        strides=strides,
+                        first_unit=unit == 0,
+                        multiplexer=multiplexer,
+                        synchronized_bn=sync,
+                        name=name_,
+                        dtype=dtype,
+                    )(x)
+                    continue
+                shortcut = x
+                if strides != 1 or channels != filters:
+                    shortcut = conv_bn(
+                        x, filters, 1, strides, f"{name_}.shortcut", dtype, activation=None, synchronized_bn=sync
+                    )
+                if block == "basic":
+                    h = conv_bn(x, filters, 3, strides, f"{name_}.conv_a", dtype, synchronized_bn=sync)
+                    h = conv_bn(h, filters, 3, 1, f"{name_}.conv_b", dtype, activation=None, synchronized_bn=sync)
+                else:
+                    mid = bottleneck_filters[stage]
+                    h = conv_bn(x, mid, 1, 1, f"{name_}.conv_a", dtype, synchronized_bn=sync)
+                    h = conv_bn(
+                        h, mid, 3, strides, f"{name_}.conv_b", dtype, num_fibers=cardinality, synchronized_bn=sync
+                    )
+                    h = conv_bn(h, filters, 1, 1, f"{name_}.conv_c", dtype, activation=None, synchronized_bn=sync)
+                x = keras.layers.Add(name=f"{name_}.add", dtype=dtype)([h, shortcut])
+                x = keras.layers.ReLU(name=f"{name_}.relu", dtype=dtype)(x)
+                channels = filters
+        if block == "multi_fiber":
+            x = batch_norm("tail.bn", sync, dtype=dtype)(x)
+            x = keras.layers.ReLU(name="tail.relu", dtype=dtype)(x)
+        outputs = classification_head(x, num_classes, dropout, include_top, pooling, classifier_activation, dtype)
+        self._init_model(inputs, outputs, name, init_args, **kwargs)

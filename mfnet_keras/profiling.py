@@ -1,0 +1,41 @@
+"""Parameter and multiply-add counts, as the paper reports them."""
+
+import math
+
+
+def _walk(layer):
+    """The layer and every layer nested in it, each once."""
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def count_params(model, trainable_only=True):
+    """Number of (trainable) parameters; the paper counts trainable ones, BN's γ/β included."""
+    weights = model.trainable_weights if trainable_only else model.weights
+    return int(sum(math.prod(w.shape) for w in weights))
+
+
+def count_flops(model):
+    """Multiply-adds of every convolution and dense layer for one sample.
+
+    This is what the paper calls FLOPs. Every layer with a `kernel` (convs of
+    any rank and grouping, depthwise convs, dense) costs
+    `prod(kernel.shape)` multiply-adds per output position: Keras stores
+    kernels as `(*window, in_channels / groups, out_channels)` (depthwise:
+    `(*window, channels, multiplier)`). The model must have been built on an
+    input shape with no unknown dimension except the batch.
+    """
+    total = 0
+    for layer in _walk(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None or not hasattr(layer, "compute_output_shape"):
+            continue
+        input_shape = layer.get_build_config()["input_shape"]
+        output_shape = layer.compute_output_shape(input_shape)
+        positions = output_shape[1:-1]
+        if any(n is None for n in positions):
+            raise ValueError(
+                f"Cannot count FLOPs of layer {layer.name!r}: its output shape has unknown "
+                f"dimensions. Build the model on a fixed input size. Received: output_shape={output_shape}"
+            )
+        total += math.prod(kernel.shape) * math.prod(positions)
+    return int(total)

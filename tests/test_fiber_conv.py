@@ -1,0 +1,153 @@
+"""FiberConv against Keras's grouped convolution and a NumPy reference."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_case import (
+    assert_config_matches_args,
+    assert_fit_step_trains_all_weights,
+    assert_keras_round_trip,
+    assert_mixed_precision,
+    wrap_layer,
+)
+
+from mfnet_keras.layers import FiberConv
+
+RNG = np.random.default_rng(0)
+
+
+def numpy_grouped_conv(x, kernel, strides, pads):
+    """Direct grouped convolution, channels last, symmetric zero padding; loops over output positions."""
+    rank = x.ndim - 2
+    x = np.pad(x, [(0, 0), *[(p, p) for p in pads], (0, 0)])
+    window = kernel.shape[:rank]
+    cin_g, cout = kernel.shape[-2:]
+    groups = x.shape[-1] // cin_g
+    cout_g = cout // groups
+    out_sizes = [(x.shape[1 + i] - window[i]) // strides[i] + 1 for i in range(rank)]
+    out = np.zeros((x.shape[0], *out_sizes, cout), np.float64)
+    for pos in np.ndindex(*out_sizes):
+        sl = tuple(slice(p * s, p * s + w) for p, s, w in zip(pos, strides, window))
+        patch = x[(slice(None), *sl)]
+        for g in range(groups):
+            xin = patch[..., g * cin_g : (g + 1) * cin_g].reshape(x.shape[0], -1)
+            k = kernel[..., g * cout_g : (g + 1) * cout_g].reshape(-1, cout_g)
+            out[(slice(None), *pos, slice(g * cout_g, (g + 1) * cout_g))] = xin @ k
+    return out
+
+
+def keras_grouped(kernel, rank, groups, strides, padding):
+    cls = keras.layers.Conv3D if rank == 3 else keras.layers.Conv2D
+    layer = cls(kernel.shape[-1], kernel.shape[:rank], strides=strides, padding=padding, groups=groups, use_bias=False)
+    return layer, kernel
+
+
+def values_and_grads(layer, x):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * tf.cos(y))  # a non-linear loss, so gradients depend on y
+    gx, gk = tape.gradient(loss, [x, layer.kernel])
+    return y.numpy(), gx.numpy(), gk.numpy()
+
+
+CASES = [
+    # rank, input shape, filters, kernel, fibers, strides, padding
+    (3, (2, 5, 9, 9, 32), 48, (3, 3, 3), 16, (1, 2, 2), "same"),
+    (3, (2, 4, 8, 8, 32), 32, (1, 3, 3), 16, 1, "same"),
+    (3, (1, 6, 7, 7, 16), 96, 3, 16, (2, 1, 1), "valid"),
+    (2, (2, 9, 9, 24), 24, 3, 12, 2, "same"),
+    (2, (2, 8, 8, 16), 32, 5, 1, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("implementation", ["split", "grouped"])
+@pytest.mark.parametrize("case", CASES)
+def test_matches_keras_grouped_conv_forward_and_gradients(case, implementation):
+    rank, shape, filters, kernel_size, fibers, strides, padding = case
+    x = RNG.standard_normal(shape).astype("float32")
+    fiber = FiberConv(filters, kernel_size, fibers, strides, padding, implementation=implementation)
+    fiber.build(shape)
+    fiber.kernel.assign(RNG.standard_normal(fiber.kernel.shape).astype("float32"))
+    cls = keras.layers.Conv3D if rank == 3 else keras.layers.Conv2D
+    grouped = cls(filters, kernel_size, strides=strides, padding=padding, groups=fibers, use_bias=False)
+    grouped.build(shape)
+    assert tuple(grouped.kernel.shape) == tuple(fiber.kernel.shape)  # same storage layout
+    grouped.kernel.assign(fiber.kernel)
+    got, want = values_and_grads(fiber, x), values_and_grads(grouped, x)
+    for g, w, what in zip(got, want, ("output", "input gradient", "kernel gradient")):
+        scale = np.abs(w).max()
+        assert np.abs(g - w).max() <= 1e-5 * scale, what
+    assert fiber.compute_output_shape(shape) == got[0].shape
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_explicit_padding_matches_numpy(rank):
+    shape = (2, 5, 8, 8, 16) if rank == 3 else (2, 8, 8, 16)
+    kernel_size, strides, pads = ((3, 3, 3), (1, 2, 2), (1, 1, 1)) if rank == 3 else ((3, 3), (2, 2), (1, 1))
+    x = RNG.standard_normal(shape).astype("float32")
+    layer = FiberConv(32, kernel_size, num_fibers=4, strides=strides, padding=pads)
+    y = np.asarray(layer(x))
+    want = numpy_grouped_conv(x.astype("float64"), np.asarray(layer.kernel).astype("float64"), strides, pads)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+    assert layer.compute_output_shape(shape) == y.shape
+
+
+def test_stride_one_symmetric_padding_equals_same():
+    x = RNG.standard_normal((1, 4, 6, 6, 8)).astype("float32")
+    explicit = FiberConv(8, (1, 3, 3), num_fibers=8, padding=(0, 1, 1))
+    same = FiberConv(8, (1, 3, 3), num_fibers=8, padding="same")
+    explicit.build(x.shape)
+    same.build(x.shape)
+    same.kernel.assign(explicit.kernel)
+    np.testing.assert_allclose(np.asarray(explicit(x)), np.asarray(same(x)), atol=1e-6)
+
+
+def test_config_round_trip_and_fit_step(tmp_path):
+    kwargs = dict(
+        filters=32,
+        kernel_size=(3, 3, 3),
+        num_fibers=8,
+        strides=(1, 2, 2),
+        padding=(1, 1, 1),
+        implementation="split",
+        kernel_initializer="he_normal",
+        kernel_regularizer=None,
+    )
+    layer = FiberConv(**kwargs)
+    assert_config_matches_args(layer, kwargs)
+    x = RNG.standard_normal((2, 4, 8, 8, 16)).astype("float32")
+    model = wrap_layer(FiberConv(**kwargs), x.shape)
+    assert_fit_step_trains_all_weights(model, x, np.zeros((2, 4, 4, 4, 32), "float32"))
+    assert_keras_round_trip(tmp_path, [(model, x)])
+
+
+def test_mixed_precision():
+    x = RNG.standard_normal((2, 4, 8, 8, 16)).astype("float32")
+    assert_mixed_precision(lambda dtype: wrap_layer(FiberConv(32, 3, 16, dtype=dtype), x.shape), x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(filters=30, kernel_size=3, num_fibers=16), "Received: filters=30"),
+        (dict(filters=32, kernel_size=3, num_fibers=0), "Received: num_fibers=0"),
+        (dict(filters=32, kernel_size=(3, 3, 0)), "Received: kernel_size=(3, 3, 0)"),
+        (dict(filters=32, kernel_size=3, padding="full"), "Received: padding=full"),
+        (dict(filters=32, kernel_size=3, implementation="fast"), "Received: implementation='fast'"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        FiberConv(**kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"Received: input_channels=24"):
+        FiberConv(32, 3, num_fibers=16).build((None, 4, 8, 8, 24))
+    with pytest.raises(ValueError, match=r"Received: input_shape=\(None, 8, 16\)"):
+        FiberConv(32, 3).build((None, 8, 16))
+    with pytest.raises(ValueError, match=r"Received: kernel_size=\(3, 3, 3\)"):
+        FiberConv(32, (3, 3, 3)).build((None, 8, 8, 16))
