@@ -1,0 +1,282 @@
+"""Packs a video dataset into sharded TFRecords of SequenceExamples (see `tfrecords_tools.schema`).
+
+    python -m tfrecords_tools.pack SOURCE OUTPUT_DIR --layout folders [options]
+
+Writes `<split>-00000-of-000NN.tfrecord`, `labels.txt` and `manifest.json`.
+Each shard is written under a temporary name and renamed when complete; a
+killed run re-run with `--resume` redoes only the incomplete shards and ends
+with the same records as an uninterrupted run.
+"""
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+from tfrecords_tools import __version__, schema
+from tfrecords_tools.layouts import LAYOUTS, LayoutError, list_source
+from tfrecords_tools.video import VideoError, decode_video, encode_jpeg
+
+STATE_DIR = ".pack"  # plan and per-shard results, for --resume
+# Rough bytes of JPEG frames per byte of compressed source video, to size shards.
+JPEG_EXPANSION = 10
+
+
+class UsageError(Exception):
+    """Bad command line or source: one line, exit code 2, nothing written."""
+
+
+def encode_video(task):
+    """Worker: decodes one video and JPEG-encodes its frames. Returns a dict; never raises for bad videos."""
+    path, short_side, fps, max_frames, quality = task
+    try:
+        frames, out_fps = decode_video(path, short_side=short_side, fps=fps, max_frames=max_frames)
+    except VideoError as error:
+        return {"ok": False, "reason": str(error)}
+    height, width = frames[0].shape[:2]
+    return {
+        "ok": True,
+        "jpegs": [encode_jpeg(f, quality) for f in frames],
+        "fps": out_fps,
+        "height": height,
+        "width": width,
+    }
+
+
+def shard_names(split, count):
+    return [f"{split}-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
+
+
+def plan_shards(listing, shards, shard_size_mb):
+    """Deterministic assignment of each split's videos to shards (round robin over sorted paths)."""
+    plan = {}
+    for split, entries in listing.splits.items():
+        if not entries:
+            continue
+        if shards:
+            count = shards
+        else:
+            source_bytes = sum(os.path.getsize(os.path.join(listing.root, p)) for p, _ in entries)
+            count = math.ceil(source_bytes * JPEG_EXPANSION / (shard_size_mb * 2**20))
+        count = max(1, min(count, len(entries)))
+        plan[split] = [
+            {"name": name, "videos": [list(e) for e in entries[i::count]]}
+            for i, name in enumerate(shard_names(split, count))
+        ]
+    return plan
+
+
+def _write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _shard_done(output_dir, shard):
+    state = os.path.join(output_dir, STATE_DIR, shard["name"] + ".json")
+    return os.path.exists(os.path.join(output_dir, shard["name"])) and os.path.exists(state)
+
+
+def pack(args):
+    """Runs a pack; returns the manifest."""
+    options = {
+        "layout": args.layout,
+        "split": args.split,
+        "split_name": args.split_name,
+        "short_side": args.short_side,
+        "fps": args.fps,
+        "max_frames": args.max_frames,
+        "jpeg_quality": args.jpeg_quality,
+        "shards": args.shards,
+        "shard_size_mb": args.shard_size_mb,
+    }
+    source = os.path.abspath(args.source)
+    try:
+        listing = list_source(args.layout, source, split=args.split, split_name=args.split_name, csv_path=args.csv)
+    except LayoutError as error:
+        raise UsageError(str(error)) from error
+    state_dir = os.path.join(args.output_dir, STATE_DIR)
+    plan_path = os.path.join(state_dir, "plan.json")
+    plan = plan_shards(listing, args.shards, args.shard_size_mb)
+    if os.path.isdir(args.output_dir) and os.listdir(args.output_dir):
+        if not args.resume:
+            raise UsageError(f"{args.output_dir} is not empty; pass --resume to finish an earlier run there")
+        if os.path.exists(plan_path):
+            with open(plan_path) as f:
+                previous = json.load(f)
+            if previous["options"] != options or previous["plan"] != plan:
+                raise UsageError(f"{args.output_dir} holds a run with other options or videos; use an empty folder")
+    os.makedirs(state_dir, exist_ok=True)
+    _write_json(plan_path, {"options": options, "plan": plan, "source": source})
+
+    pending = [(split, shard) for split, shards in plan.items() for shard in shards]
+    pending = [(split, shard) for split, shard in pending if not _shard_done(args.output_dir, shard)]
+    total = sum(len(shard["videos"]) for _, shard in pending)
+    started = time.time()
+    if pending:
+        _encode_shards(args, listing, pending, total)
+    elapsed = time.time() - started
+    manifest = _manifest(args, listing, plan, options, source)
+    with open(os.path.join(args.output_dir, "labels.txt"), "w") as f:
+        f.write("".join(name + "\n" for name in listing.classes))
+    _write_json(os.path.join(args.output_dir, "manifest.json"), manifest)
+    _summary(manifest, total, elapsed)
+    return manifest
+
+
+def _encode_shards(args, listing, pending, total):
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    tasks = [
+        (os.path.join(listing.root, path), args.short_side, args.fps, args.max_frames, args.jpeg_quality)
+        for _, shard in pending
+        for path, _ in shard["videos"]
+    ]
+    label_index = {name: i for i, name in enumerate(listing.classes)}
+    context = multiprocessing.get_context("spawn")  # workers never load TensorFlow
+    with context.Pool(args.workers) as pool, tqdm(total=total, unit="video", desc="packing", file=sys.stderr) as bar:
+        results = pool.imap(encode_video, tasks, chunksize=1)
+        for _, shard in pending:
+            final = os.path.join(args.output_dir, shard["name"])
+            tmp = os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".tmp")
+            stats = {"videos": 0, "frames": 0, "classes": {}, "skipped": []}
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for path, label in shard["videos"]:
+                    result = next(results)
+                    bar.update(1)
+                    if not result["ok"]:
+                        stats["skipped"].append({"path": path, "reason": result["reason"]})
+                        continue
+                    writer.write(
+                        schema.make_sequence_example(
+                            result["jpegs"],
+                            label_index[label],
+                            label,
+                            path,
+                            result["fps"],
+                            result["height"],
+                            result["width"],
+                        )
+                    )
+                    stats["videos"] += 1
+                    stats["frames"] += len(result["jpegs"])
+                    stats["classes"][label] = stats["classes"].get(label, 0) + 1
+            _write_json(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json"), stats)
+            os.replace(tmp, final)
+
+
+def _manifest(args, listing, plan, options, source):
+    splits = {}
+    for split, shards in plan.items():
+        entry = {"videos": 0, "frames": 0, "classes": {}, "shards": [], "skipped": []}
+        for shard in shards:
+            with open(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json")) as f:
+                stats = json.load(f)
+            entry["videos"] += stats["videos"]
+            entry["frames"] += stats["frames"]
+            for name, count in stats["classes"].items():
+                entry["classes"][name] = entry["classes"].get(name, 0) + count
+            entry["shards"].append(shard["name"])
+            entry["skipped"].extend(stats["skipped"])
+        entry["skipped"].extend(
+            {"path": name, "reason": "not found on disk"} for name in listing.missing.get(split, [])
+        )
+        entry["skipped"].sort(key=lambda s: s["path"])
+        entry["classes"] = dict(sorted(entry["classes"].items()))
+        splits[split] = entry
+    return {
+        "tool": "tfrecords_tools.pack",
+        "tool_version": __version__,
+        "source": source,
+        "options": options,
+        "classes": listing.classes,
+        "splits": splits,
+    }
+
+
+def _summary(manifest, encoded, elapsed):
+    skipped = [s for split in manifest["splits"].values() for s in split["skipped"]]
+    videos = sum(split["videos"] for split in manifest["splits"].values())
+    frames = sum(split["frames"] for split in manifest["splits"].values())
+    shards = sum(len(split["shards"]) for split in manifest["splits"].values())
+    if skipped:
+        reasons = {}
+        for s in skipped:
+            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
+        print(f"warning: skipped {len(skipped)} video(s) (details in manifest.json):", file=sys.stderr)
+        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"  {count} x {reason}", file=sys.stderr)
+    rate = f", {encoded / elapsed:.1f} videos/s" if encoded and elapsed > 0 else ""
+    print(
+        f"packed {videos} videos ({frames} frames) into {shards} shard(s) of {len(manifest['splits'])} split(s); "
+        f"processed {encoded} this run in {elapsed:.1f} s{rate}; skipped {len(skipped)}"
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m tfrecords_tools.pack",
+        description="Pack a video dataset into sharded TFRecords of SequenceExamples (Model Garden / DMVR schema).",
+    )
+    parser.add_argument("source", help="dataset folder (or list file for --layout list)")
+    parser.add_argument("output_dir", help="where the shards, labels.txt and manifest.json go")
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="folders", help="how SOURCE is organised (default: folders)"
+    )
+    parser.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="UCF-101/HMDB51 split (default: 1)")
+    parser.add_argument("--split-name", help="split name for folders (default: train) or a single list file")
+    parser.add_argument("--csv", help="Kinetics CSV (default: the only .csv in SOURCE)")
+    parser.add_argument(
+        "--short-side", type=int, default=256, help="resize so the short side is this (default: 256; 0 keeps)"
+    )
+    parser.add_argument("--fps", type=float, help="resample to at most this frame rate (default: keep)")
+    parser.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1-100 (default: 90)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--shards", type=int, help="shards per split")
+    group.add_argument(
+        "--shard-size-mb",
+        type=float,
+        default=200,
+        help="target shard size, estimated from source sizes (default: 200)",
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes (default: all cores)")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run in OUTPUT_DIR")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any video was skipped")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    checks = [
+        (args.short_side < 0, f"--short-side must be >= 0, got {args.short_side}"),
+        (args.fps is not None and args.fps <= 0, f"--fps must be > 0, got {args.fps}"),
+        (args.max_frames is not None and args.max_frames < 1, f"--max-frames must be >= 1, got {args.max_frames}"),
+        (not 1 <= args.jpeg_quality <= 100, f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"),
+        (args.shards is not None and args.shards < 1, f"--shards must be >= 1, got {args.shards}"),
+        (args.shard_size_mb is not None and args.shard_size_mb <= 0, "--shard-size-mb must be > 0"),
+        (args.workers < 1, f"--workers must be >= 1, got {args.workers}"),
+    ]
+    for failed, message in checks:
+        if failed:
+            parser.error(message)
+    try:
+        manifest = pack(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; re-run with --resume to finish", file=sys.stderr)
+        return 130
+    skipped = any(split["skipped"] for split in manifest["splits"].values())
+    return 1 if (args.strict and skipped) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
