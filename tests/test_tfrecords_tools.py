@@ -121,7 +121,7 @@ def read_split(out_dir, split):
         for serialized in tf.data.TFRecordDataset(str(path)):
             images, context = schema.parse_sequence_example(serialized)
             frames = np.stack([decode_jpeg(j) for j in images.numpy()])
-            ctx = {k: (v.numpy().decode() if v.dtype == tf.string else v.numpy().item()) for k, v in context.items()}
+            ctx = {k: (v.numpy().decode() if v.dtype == tf.string else v.numpy().tolist()) for k, v in context.items()}
             records[ctx[schema.FILENAME]] = (frames, ctx)
     return records
 
@@ -180,7 +180,7 @@ def test_folders_pack_round_trip_and_skips(dataset, tmp_path, capsys):
         frames, ctx = records[name]
         assert frames.shape == want.shape
         assert np.abs(frames.astype(int) - want).mean() < 6, name
-        assert ctx[schema.LABEL_INDEX] == ["jumping", "waving"].index(name.split("/")[0])
+        assert ctx[schema.LABEL_INDEX] == [["jumping", "waving"].index(name.split("/")[0])]
         assert ctx[schema.LABEL_TEXT] == name.split("/")[0]
         assert ctx[schema.NUM_FRAMES] == 6 and ctx[schema.FPS] == 10
     gray, ctx = records["jumping/gray_odd.mkv"]

@@ -37,7 +37,7 @@ def scan(paths, verify=False, progress=None):
     classes, frames, problems = {}, [], []
     for path, index, record in iter_records(paths):
         images, context = schema.parse_sequence_example(record)
-        name = context[schema.LABEL_TEXT].numpy().decode() or str(int(context[schema.LABEL_INDEX]))
+        name = context[schema.LABEL_TEXT].numpy().decode() or ",".join(map(str, context[schema.LABEL_INDEX].numpy()))
         classes[name] = classes.get(name, 0) + 1
         frames.append(len(images))
         declared = int(context[schema.NUM_FRAMES])

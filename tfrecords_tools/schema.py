@@ -62,14 +62,16 @@ def make_sequence_example(frames_jpeg, label_index, label_name, filename, fps, h
 def parse_sequence_example(serialized, image_key=IMAGE, label_key=LABEL_INDEX):
     """Parses one record into `(jpeg_frames, context)`; works eagerly and inside `tf.data`.
 
-    Only the label and the frames are required, so DMVR/Model Garden records
-    with other or extra keys parse too; missing optional context is filled
-    with defaults.
+    `context[label_key]` is a 1-D int64 tensor of the record's label indices
+    (one for our records; DMVR's multi-label records hold several, and a
+    record without labels gives an empty one). Only the frames are required,
+    so DMVR/Model Garden records with other or extra keys parse too; missing
+    optional context is filled with defaults ("" / 0 / -1).
     """
     import tensorflow as tf
 
     context_features = {
-        label_key: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        label_key: tf.io.RaggedFeature(tf.int64),
         LABEL_TEXT: tf.io.FixedLenFeature([], tf.string, default_value=""),
         FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=""),
         FPS: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),

@@ -1,0 +1,455 @@
+"""`make_dataset`: TFRecords of videos → batches of clips for `model.fit` / `model.evaluate`.
+
+Train: one clip per video per epoch (random start and frame interval, short
+videos loop), decoding ONLY the sampled frames and only the pixels of the
+random crop (`decode_and_crop_jpeg`), then flip, HLS colour jitter and
+normalisation. Eval: `num_clips` uniformly spaced clips × `num_crops` crops
+per video, deterministic, each view tagged with its `video_index`.
+
+Every random choice is a stateless op seeded from a `Dataset.random` stream
+zipped with the records, so results do not depend on parallelism, and a
+`seed` makes a run reproducible while epochs still differ.
+"""
+
+import logging
+import math
+
+import keras
+import tensorflow as tf
+
+from tfrecords_tools import schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+VIDEO_MEAN = (0.485, 0.456, 0.406)
+VIDEO_STD = (0.229, 0.224, 0.225)
+HLS_JITTER = (15, 35, 25)  # the official recipe: ±hue (OpenCV 0–180 scale), ±lightness, ±saturation (0–255)
+BAD_DATA_REASONS = ("no_frames", "bad_jpeg", "bad_label")
+
+
+class BadDataCounter:
+    """Counts training elements dropped for bad data, by reason; read by `BadDataLogger`."""
+
+    def __init__(self):
+        self.counts = {reason: tf.Variable(0, dtype=tf.int64, trainable=False) for reason in BAD_DATA_REASONS}
+
+    def result(self):
+        return {reason: int(v.numpy()) for reason, v in self.counts.items()}
+
+    def reset(self):
+        for v in self.counts.values():
+            v.assign(0)
+
+
+class BadDataLogger(keras.callbacks.Callback):
+    """Logs, at each epoch end, how many training elements were dropped for bad data, then resets the count.
+
+    Adds `bad_data_dropped` to the epoch logs (so CSVLogger/TensorBoard see it).
+    """
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+
+    def on_epoch_end(self, epoch, logs=None):
+        counts = self.counter.result()
+        total = sum(counts.values())
+        if logs is not None:
+            logs["bad_data_dropped"] = total
+        if total:
+            detail = ", ".join(f"{reason} {n}" for reason, n in counts.items() if n)
+            logging.getLogger("mfnet_keras.data").warning(f"epoch {epoch + 1}: dropped {total} bad clip(s): {detail}")
+        self.counter.reset()
+
+
+def _seed(rand, k):
+    """The k-th stateless seed of an element."""
+    return tf.stack([rand, tf.constant(k, tf.int64)])
+
+
+def _uniform(rand, k, low, high, shape=()):
+    return tf.random.stateless_uniform(shape, seed=_seed(rand, k), minval=low, maxval=high)
+
+
+def sample_train_indices(num_frames, clip_length, frame_intervals, speed_jitter, rand):
+    """Frame indices of one training clip: random interval from the list (± speed jitter), random start, looping."""
+    intervals = tf.constant(frame_intervals, tf.float32)
+    pick = tf.random.stateless_uniform((), seed=_seed(rand, 0), maxval=len(frame_intervals), dtype=tf.int32)
+    interval = intervals[pick]
+    if speed_jitter:
+        interval *= _uniform(rand, 1, 1.0 - speed_jitter, 1.0 + speed_jitter)
+    offsets = tf.round(tf.range(clip_length, dtype=tf.float32) * interval)
+    span = tf.cast(offsets[-1], tf.int64) + 1
+    start_max = tf.maximum(num_frames - span, 0)
+    start = tf.cast(tf.floor(_uniform(rand, 2, 0.0, 1.0) * tf.cast(start_max + 1, tf.float32)), tf.int64)
+    start = tf.minimum(start, start_max)
+    return (start + tf.cast(offsets, tf.int64)) % num_frames
+
+
+def sample_eval_indices(num_frames, clip_length, frame_interval, num_clips):
+    """`[num_clips, clip_length]` indices: clips with uniformly spaced starts covering the video, looping."""
+    span = (clip_length - 1) * frame_interval + 1
+    start_max = tf.maximum(num_frames - span, 0)
+    if num_clips == 1:
+        starts = tf.reshape(start_max // 2, [1])
+    else:
+        steps = tf.range(num_clips, dtype=tf.float64) / (num_clips - 1)
+        starts = tf.cast(tf.round(steps * tf.cast(start_max, tf.float64)), tf.int64)
+    offsets = tf.range(clip_length, dtype=tf.int64) * frame_interval
+    return (starts[:, None] + offsets[None, :]) % num_frames
+
+
+def rgb_to_hls(rgb):
+    """RGB in [0, 255] → H in [0, 180) (OpenCV's scale), L and S in [0, 255]."""
+    maxc = tf.reduce_max(rgb, axis=-1)
+    minc = tf.reduce_min(rgb, axis=-1)
+    delta = maxc - minc
+    total = maxc + minc
+    lightness = total / 2
+    # S = delta / (max + min) for L <= 127.5, delta / (510 - max - min) above, 0 for grey.
+    denom = tf.where(total <= 255.0, total, 510.0 - total)
+    saturation = tf.math.divide_no_nan(delta, denom) * 255.0
+    r, g, b = tf.unstack(rgb, axis=-1)
+    sector = tf.where(maxc == r, (g - b), tf.where(maxc == g, (b - r) + 2.0 * delta, (r - g) + 4.0 * delta))
+    hue = tf.math.floormod(tf.math.divide_no_nan(sector, delta) * 30.0, 180.0)
+    return tf.stack([hue, lightness, saturation], axis=-1)
+
+
+def hls_to_rgb(hls):
+    """Inverse of `rgb_to_hls` (the closed form f(n) = L - a·clip(min(k - 3, 9 - k), -1, 1))."""
+    hue, lightness, saturation = tf.unstack(hls[..., None, :], axis=-1)  # each [..., 1]
+    k = tf.math.floormod(tf.constant([0.0, 8.0, 4.0]) + hue / 15.0, 12.0)
+    a = saturation / 255.0 * tf.minimum(lightness, 255.0 - lightness)
+    return lightness - a * tf.clip_by_value(tf.minimum(k - 3.0, 9.0 - k), -1.0, 1.0)
+
+
+def hls_jitter(clip, offsets):
+    """Adds (hue, lightness, saturation) offsets in HLS space to a whole clip in [0, 255].
+
+    Hue wraps, lightness and saturation are clipped. Goes through TensorFlow's
+    fused RGB↔HSV kernels (HLS and HSV share the hue; L, S_hls ↔ V, S_hsv is a
+    little per-pixel algebra); `_finish_train_clip` runs it under XLA.
+    """
+    hue, sat_v, value = tf.unstack(tf.image.rgb_to_hsv(clip / 255.0), axis=-1)
+    lightness = value * (1.0 - sat_v / 2.0)
+    sat_l = tf.math.divide_no_nan(value - lightness, tf.minimum(lightness, 1.0 - lightness))
+    hue = tf.math.floormod(hue + offsets[0] / 180.0, 1.0)
+    lightness = tf.clip_by_value(lightness + offsets[1] / 255.0, 0.0, 1.0)
+    sat_l = tf.clip_by_value(sat_l + offsets[2] / 255.0, 0.0, 1.0)
+    value = lightness + sat_l * tf.minimum(lightness, 1.0 - lightness)
+    sat_v = 2.0 * (1.0 - tf.math.divide_no_nan(lightness, value))
+    rgb = tf.image.hsv_to_rgb(tf.stack([hue, tf.clip_by_value(sat_v, 0.0, 1.0), value], axis=-1))
+    return tf.clip_by_value(rgb * 255.0, 0.0, 255.0)
+
+
+def _gather_frames(jpegs, indices):
+    """The JPEGs at `indices`; placeholders (that fail `_jpegs_look_whole`) when the video has no frame."""
+    safe = tf.cond(tf.size(jpegs) > 0, lambda: jpegs, lambda: tf.constant([b""]))
+    return tf.gather(safe, indices % tf.size(safe, out_type=indices.dtype))
+
+
+def _jpegs_look_whole(jpegs):
+    """True when every JPEG starts with SOI and ends with EOI: catches truncated and garbage frames cheaply."""
+    length = tf.strings.length(jpegs)
+    head = tf.strings.substr(jpegs, tf.zeros_like(length), tf.fill(tf.shape(length), 2)) == b"\xff\xd8"
+    tail = tf.strings.substr(jpegs, tf.maximum(length - 2, 0), tf.fill(tf.shape(length), 2)) == b"\xff\xd9"
+    long_enough = length >= 4
+    return tf.reduce_all(head & tail & long_enough)
+
+
+def _crop_window(shape, crop_size, scale_range, aspect_range, rand):
+    """Crop window `[y, x, h, w]` in source pixels equal to: rescale (short side, aspect) then a random crop."""
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    short = _uniform(rand, 3, float(scale_range[0]), float(scale_range[1]))
+    log_aspect = _uniform(rand, 4, math.log(aspect_range[0]), math.log(aspect_range[1]))
+    scale = short / tf.minimum(height, width)
+    scale_x = scale * tf.exp(log_aspect)
+    crop_h = tf.minimum(float(crop_size) / scale, height)
+    crop_w = tf.minimum(float(crop_size) / scale_x, width)
+    y = _uniform(rand, 5, 0.0, 1.0) * (height - crop_h)
+    x = _uniform(rand, 6, 0.0, 1.0) * (width - crop_w)
+    window = tf.stack([y, x, crop_h, crop_w])
+    window = tf.cast(tf.round(window), tf.int32)
+    return tf.maximum(window, [0, 0, 1, 1])
+
+
+def _decode_window(jpegs, window, crop_size):
+    """Decodes only `window` ([y, x, h, w]) of each JPEG, at half resolution (DCT scaling) when that still
+    leaves at least `crop_size` pixels: libjpeg then skips most of the work."""
+
+    def decode(ratio):
+        scaled = window // ratio
+        return tf.map_fn(
+            lambda j: tf.image.decode_and_crop_jpeg(
+                j, scaled, channels=3, ratio=ratio, fancy_upscaling=False, dct_method="INTEGER_FAST"
+            ),
+            jpegs,
+            fn_output_signature=tf.uint8,
+        )
+
+    return tf.cond(tf.reduce_min(window[2:]) >= 2 * crop_size, lambda: decode(2), lambda: decode(1))
+
+
+def _normalization(mean, std):
+    """`(scale, offset)` with `x * scale + offset == (x / 255 - mean) / std`."""
+    std = tf.constant(std, tf.float32)
+    return 1.0 / (255.0 * std), -tf.constant(mean, tf.float32) / std
+
+
+# XLA fuses these per-pixel steps into one pass (on CPU a per-channel broadcast alone is ~3x slower unfused).
+@tf.function(jit_compile=True)
+def _scale_and_shift(clip, scale, offset):
+    return clip * scale + offset
+
+
+@tf.function(jit_compile=True)
+def _finish_train_clip(clip, mirror, offsets, scale, offset, jitter):
+    """Horizontal flip (when `mirror`), HLS jitter (when `jitter`), normalisation."""
+    clip = tf.cond(mirror, lambda: tf.reverse(clip, [2]), lambda: clip)
+    if jitter:
+        clip = hls_jitter(clip, offsets)
+    return clip * scale + offset
+
+
+def _labels(label_values, num_classes, multi_label):
+    """Label (int32 scalar, or multi-hot) and whether it is valid."""
+    in_range = label_values >= 0
+    if num_classes is not None:
+        in_range &= label_values < num_classes
+    valid = (tf.size(label_values) > 0) & tf.reduce_all(in_range)
+    if multi_label:
+        hot = tf.reduce_max(tf.one_hot(tf.where(in_range, label_values, 0), num_classes), axis=0)
+        return tf.cast(hot, tf.float32) * tf.cast(valid, tf.float32), valid
+    first = tf.cast(tf.concat([label_values, [-1]], 0)[0], tf.int32)
+    return first, valid
+
+
+def _list_files(file_pattern):
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise ValueError(f"No TFRecord files match. Received: file_pattern={file_pattern!r}")
+    return files
+
+
+def make_dataset(
+    file_pattern,
+    split="train",
+    batch_size=8,
+    clip_length=16,
+    frame_intervals=(2,),
+    speed_jitter=0.0,
+    crop_size=224,
+    scale_range=None,
+    aspect_range=(0.8, 1.25),
+    flip=True,
+    color_jitter=HLS_JITTER,
+    eval_short_side=None,
+    num_clips=1,
+    num_crops=1,
+    mean=VIDEO_MEAN,
+    std=VIDEO_STD,
+    dtype="float32",
+    num_classes=None,
+    multi_label=False,
+    image_key=schema.IMAGE,
+    label_key=schema.LABEL_INDEX,
+    shuffle_buffer=256,
+    seed=None,
+    deterministic=False,
+    input_context=None,
+    skip_bad=False,
+    return_video_index=True,
+    drop_remainder=None,
+    bad_data_counter=None,
+):
+    """A `tf.data.Dataset` of `(clips, labels)` (train) or `(clips, labels, video_index)` (eval).
+
+    Args:
+        file_pattern: glob(s) of TFRecord files, any `tf.io.gfile` path (local, `gs://`).
+        split: "train" (random clips, augmentation, shuffled) or "eval" (multi-view, deterministic).
+        batch_size: clips per batch (per input pipeline when distributed).
+        clip_length: frames per clip.
+        frame_intervals: train: the interval is drawn from this list per clip
+            (the official Kinetics recipe: `[1, 2, 2, 3]`); eval uses the first.
+        speed_jitter: train: the interval is multiplied by U(1 - j, 1 + j).
+        crop_size: output height and width.
+        scale_range: train: the short side is rescaled to U(low, high) before
+            cropping; default `crop_size × (1, 288/224)`, i.e. [224, 288] at 224.
+        aspect_range: train: aspect-ratio jitter (log-uniform).
+        flip: train: random horizontal flip of the whole clip.
+        color_jitter: train: max (hue, lightness, saturation) offsets in HLS
+            space (OpenCV scales), or None.
+        eval_short_side: eval: resize the short side to this; default
+            `crop_size × 256/224`, i.e. 256 at 224.
+        num_clips, num_crops: eval views per video (crops: 1 = centre,
+            3 = start/centre/end of the long side).
+        mean, std: normalisation of [0, 1] pixels (the model's preprocessing).
+        dtype: of the clips: "float32", "bfloat16" or "float16".
+        num_classes: labels outside `[0, num_classes)` are bad data.
+        multi_label: multi-hot float labels of `num_classes` (DMVR multi-label records).
+        image_key, label_key: feature keys (DMVR / Model Garden records may differ).
+        shuffle_buffer: train: records held for shuffling.
+        seed: makes sampling, augmentation and order reproducible.
+        deterministic: keep element order fixed under parallelism.
+        input_context: a `tf.distribute.InputContext`: shards by file when
+            there are at least as many files as input pipelines, else by
+            record, and offsets the seed per pipeline.
+        skip_bad: eval: skip bad records instead of failing (train always drops and counts).
+        return_video_index: eval: add the video index (for per-video averaging).
+        drop_remainder: default True for train, False for eval.
+        bad_data_counter: a `BadDataCounter` to count dropped training
+            elements in (one is made and attached as `dataset.bad_data` otherwise).
+    """
+    if split not in ("train", "eval"):
+        raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
+    if num_crops not in (1, 3):
+        raise ValueError(f"`num_crops` must be 1 or 3. Received: num_crops={num_crops}")
+    if multi_label and not num_classes:
+        raise ValueError("`multi_label=True` needs `num_classes`. Received: num_classes=None")
+    if not frame_intervals or any(i < 1 for i in frame_intervals):
+        raise ValueError(f"`frame_intervals` must be positive. Received: frame_intervals={frame_intervals!r}")
+    train = split == "train"
+    files = _list_files(file_pattern)
+    if seed is None:
+        seed = int(tf.random.uniform((), maxval=2**31 - 1, dtype=tf.int64))
+    pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        seed += 7919 * pipeline_id
+    by_file = pipelines > 1 and len(files) >= pipelines
+    if by_file:
+        files = files[pipeline_id::pipelines]
+
+    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    if train:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    def read_file(path):
+        return tf.data.TFRecordDataset(path).enumerate().map(lambda i, r: (path, i, r))
+
+    records = file_ds.interleave(
+        read_file,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic or not train,
+    )
+    if pipelines > 1 and not by_file:
+        records = records.shard(pipelines, pipeline_id)
+
+    counter = bad_data_counter or BadDataCounter()
+    scale, offset = _normalization(mean, std)
+    if scale_range is None:
+        scale_range = (crop_size, round(crop_size * 288 / 224))
+    if eval_short_side is None:
+        eval_short_side = round(crop_size * 256 / 224)
+
+    if train:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def train_element(record, rand):
+            _, _, serialized = record
+            jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
+            label, label_ok = _labels(context[label_key], num_classes, multi_label)
+            num_frames = tf.size(jpegs, out_type=tf.int64)
+            has_frames = num_frames > 0
+            indices = sample_train_indices(tf.maximum(num_frames, 1), clip_length, frame_intervals, speed_jitter, rand)
+            picked = _gather_frames(jpegs, indices)
+            whole = has_frames & _jpegs_look_whole(picked)
+            ok = whole & label_ok
+            for reason, bad in (
+                ("no_frames", ~has_frames),
+                ("bad_jpeg", has_frames & ~whole),
+                ("bad_label", whole & ~label_ok),
+            ):
+                counter.counts[reason].assign_add(tf.cast(bad, tf.int64))
+
+            def decode():
+                window = _crop_window(
+                    tf.image.extract_jpeg_shape(picked[0]), crop_size, scale_range, aspect_range, rand
+                )
+                frames = _decode_window(picked, window, crop_size)
+                clip = tf.image.resize(frames, (crop_size, crop_size))  # bilinear, as the official cv2 loader
+                mirror = tf.logical_and(flip, _uniform(rand, 7, 0.0, 1.0) < 0.5)
+                offsets = tf.round(
+                    _uniform(rand, 8, -1.0, 1.0, (3,)) * tf.constant(color_jitter or (0, 0, 0), tf.float32)
+                )
+                return _finish_train_clip(clip, mirror, offsets, scale, offset, bool(color_jitter))
+
+            clip = tf.cond(ok, decode, lambda: tf.zeros((clip_length, crop_size, crop_size, 3), tf.float32))
+            return tf.cast(clip, dtype), label, ok
+
+        ds = tf.data.Dataset.zip((records, randoms)).map(
+            train_element, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+        ds = ds.filter(lambda clip, label, ok: ok)
+        ds = ds.map(lambda clip_, label_, ok_: (clip_, label_))
+    else:
+
+        def eval_views(index, record):
+            """All views of one video as a dataset of `(clip, label, video_index)`."""
+            path, record_index, serialized = record
+            jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
+            label, label_ok = _labels(context[label_key], num_classes, multi_label)
+            num_frames = tf.size(jpegs, out_type=tf.int64)
+            has_frames = num_frames > 0
+            indices = sample_eval_indices(tf.maximum(num_frames, 1), clip_length, frame_intervals[0], num_clips)
+            picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
+            whole = has_frames & _jpegs_look_whole(picked)
+            ok = whole & label_ok
+            if not skip_bad:
+                where = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
+                checks = [
+                    tf.debugging.Assert(has_frames, ["bad eval data: no frames in", where]),
+                    tf.debugging.Assert(~has_frames | whole, ["bad eval data: corrupt JPEG in", where]),
+                    tf.debugging.Assert(label_ok, ["bad eval data: label out of range in", where, context[label_key]]),
+                ]
+                with tf.control_dependencies(checks):
+                    ok = tf.identity(ok)
+            empty = tf.zeros((0, clip_length, crop_size, crop_size, 3), tf.as_dtype(dtype))
+            clips = tf.cond(
+                ok,
+                lambda: tf.cast(
+                    _scale_and_shift(
+                        _eval_clips(picked, num_clips, num_crops, clip_length, crop_size, eval_short_side),
+                        scale,
+                        offset,
+                    ),
+                    dtype,
+                ),
+                lambda: empty,
+            )
+            count = tf.shape(clips)[0]
+            labels = tf.repeat(label[None], count, axis=0)
+            return tf.data.Dataset.from_tensor_slices((clips, labels, tf.fill([count], index)))
+
+        ds = records.enumerate().flat_map(eval_views)
+        if not return_video_index:
+            ds = ds.map(lambda clip, label, index: (clip, label))
+    ds = ds.batch(batch_size, drop_remainder=train if drop_remainder is None else drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic or not train)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options).prefetch(AUTOTUNE)
+    ds.bad_data = counter
+    return ds
+
+
+def _eval_clips(picked, num_clips, num_crops, clip_length, crop_size, short_side):
+    """`[num_clips * num_crops, T, crop, crop, 3]` float clips in [0, 255]: short side resized, then crops."""
+    frames = tf.map_fn(lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8)
+    shape = tf.cast(tf.shape(frames)[1:3], tf.float32)
+    size = tf.cast(tf.round(shape * float(short_side) / tf.reduce_min(shape)), tf.int32)
+    size = tf.maximum(size, crop_size)
+    frames = tf.image.resize(tf.cast(frames, tf.float32), size, antialias=True)
+    frames = tf.reshape(frames, [num_clips, clip_length, size[0], size[1], 3])
+    tall = size[0] > size[1]
+    crops = []
+    for c in range(num_crops):
+        fraction = 0.5 if num_crops == 1 else c / 2  # 3 crops: start, centre, end of the long side
+        along_y = tf.cast(tf.round(tf.cast(size[0] - crop_size, tf.float32) * fraction), tf.int32)
+        along_x = tf.cast(tf.round(tf.cast(size[1] - crop_size, tf.float32) * fraction), tf.int32)
+        y = tf.where(tall, along_y, (size[0] - crop_size) // 2)
+        x = tf.where(tall, (size[1] - crop_size) // 2, along_x)
+        crops.append(frames[:, :, y : y + crop_size, x : x + crop_size, :])
+    return tf.reshape(tf.stack(crops, axis=1), [num_clips * num_crops, clip_length, crop_size, crop_size, 3])
