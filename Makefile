@@ -29,12 +29,9 @@ format: $(STAMP)
 profile: $(STAMP)
 	$(PY) -m mfnet_keras.profile
 
-# Until training lands: the data half of the demo (synthetic videos -> TFRecords -> checks) and the profile.
+# The main job on the embedded synthetic dataset: videos -> TFRecords -> train 3D and 2D -> evaluate -> export.
 demo: $(STAMP)
-	$(PY) -m tfrecords_tools.synthetic runs/demo/videos
-	$(PY) -m tfrecords_tools.pack runs/demo/videos runs/demo/records --layout list --short-side 128 --resume
-	$(PY) -m tfrecords_tools.inspect runs/demo/records --verify --contact-sheet runs/demo/contact_sheet.png
-	$(PY) -m mfnet_keras.profile
+	$(PY) -m mfnet_keras.demo --output runs/demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,112 @@
+"""Training callbacks: fault-tolerant resumable checkpoints, best/last models, a clear NaN stop."""
+
+import json
+import math
+import os
+
+import keras
+
+
+def _write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state every `save_every_steps` steps and at each epoch end.
+
+    Keras's `BackupAndRestore` restores the epoch but replays it from its
+    first step, and overwrites its file in place. Here each save writes a new
+    `ckpt-<global step>.weights.h5` (weights and optimizer state), then
+    atomically replaces `state.json` that points to it, then deletes the
+    previous file: a kill at any moment leaves a complete checkpoint that
+    `state.json` names. `load_state` reads it back; the trainer then continues
+    from that step of that epoch.
+
+    Also keeps `last.keras` (each epoch) and `best.keras` (best `monitor`), the
+    best value surviving restarts through `state.json`.
+    """
+
+    def __init__(self, directory, save_every_steps, steps_per_epoch, monitor="val_accuracy", mode="max"):
+        super().__init__()
+        self.directory = directory
+        self.save_every_steps = save_every_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.monitor = monitor
+        self.mode = mode
+        self.state = {"epoch": 0, "step": 0, "checkpoint": None, "best": None}
+        self.step_offset = 0  # steps of the current epoch done before this fit() call
+        self._epoch = 0
+        os.makedirs(directory, exist_ok=True)
+
+    @property
+    def state_path(self):
+        return os.path.join(self.directory, "state.json")
+
+    def load_state(self):
+        """Restores weights and optimizer from the last checkpoint; returns `(epoch, step)` to resume at."""
+        if not os.path.exists(self.state_path):
+            return 0, 0
+        with open(self.state_path) as f:
+            self.state = json.load(f)
+        if self.state["checkpoint"]:
+            if not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.directory, self.state["checkpoint"]))
+        return self.state["epoch"], self.state["step"]
+
+    def _save(self, epoch, step):
+        name = f"ckpt-{int(self.model.optimizer.iterations.numpy()):09d}.weights.h5"
+        previous = self.state.get("checkpoint")
+        if name == previous:
+            return
+        self.model.save_weights(os.path.join(self.directory, name))
+        self.state.update(epoch=epoch, step=step, checkpoint=name)
+        _write_json(self.state_path, self.state)
+        if previous and os.path.exists(os.path.join(self.directory, previous)):
+            os.remove(os.path.join(self.directory, previous))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_offset + batch + 1
+        if step % self.save_every_steps == 0 and step < self.steps_per_epoch:
+            self._save(self._epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is not None:
+            best = self.state.get("best")
+            better = best is None or (value > best if self.mode == "max" else value < best)
+            if better:
+                self.state["best"] = float(value)
+                self.model.save(os.path.join(self.directory, "best.keras"))
+        self.model.save(os.path.join(self.directory, "last.keras"))
+        self._save(epoch + 1, 0)
+
+
+class TerminateOnNaN(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, saying where and what to try."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.message = (
+                f"training stopped: loss became {loss} at epoch {self._epoch + 1}, step {batch + 1}; "
+                "lower train.base_lr, add warm-up (train.warmup_epochs) or check the data"
+            )
+            print(self.message)
+            self.model.stop_training = True

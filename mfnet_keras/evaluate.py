@@ -1,0 +1,202 @@
+"""Evaluates a trained model over multi-view clips: video- and clip-level accuracy, per-class accuracy, plots.
+
+    python -m mfnet_keras.evaluate --config configs/NAME.yaml --weights runs/NAME/model.keras [--output DIR]
+
+Video-level predictions average the softmax of all views (`eval.num_clips` ×
+`eval.num_crops`) of a video. Writes `report.json`, `per_class_accuracy.png`
+(classes sorted by accuracy, as the paper's Fig. 7) and `confusion_matrix.png`.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+from mfnet_keras.config import ConfigError, load_config
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_k_hits(probs, labels, k):
+    """Whether each label is among the k highest scores (ties broken by index)."""
+    top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+    return np.any(top == labels[:, None], axis=-1)
+
+
+def video_metrics(probs, labels, video_index, class_names):
+    """Accuracy figures from per-view class probabilities.
+
+    Args:
+        probs: `[views, classes]` softmax of each view.
+        labels: `[views]` label of each view (the same for all views of a video).
+        video_index: `[views]` video each view belongs to.
+        class_names: names of the classes, in index order.
+    """
+    videos = np.unique(video_index)
+    video_probs = np.stack([probs[video_index == v].mean(axis=0) for v in videos])
+    video_labels = np.array([labels[video_index == v][0] for v in videos])
+    predictions = video_probs.argmax(axis=-1)
+    classes = len(class_names)
+    confusion = np.zeros((classes, classes), np.int64)
+    np.add.at(confusion, (video_labels, predictions), 1)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        total = int(confusion[c].sum())
+        per_class[name] = {"videos": total, "accuracy": float(confusion[c, c] / total) if total else None}
+    return {
+        "videos": int(len(videos)),
+        "views": int(len(labels)),
+        "video_top1": float(top_k_hits(video_probs, video_labels, 1).mean()),
+        "video_top5": float(top_k_hits(video_probs, video_labels, min(5, classes)).mean()),
+        "clip_top1": float(top_k_hits(probs, labels, 1).mean()),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def plot_per_class(per_class, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = sorted(((v["accuracy"], k) for k, v in per_class.items() if v["accuracy"] is not None), reverse=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(items)), 4))
+    ax.bar(range(len(items)), [100 * a for a, _ in items], color="#3b75af")
+    ax.set_xticks(range(len(items)))
+    ax.set_xticklabels([k for _, k in items], rotation=90 if len(items) <= 60 else 0, fontsize=8)
+    if len(items) > 60:
+        ax.set_xticks([])
+        ax.set_xlabel("classes, sorted by accuracy")
+    ax.set_ylabel("video-level accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(confusion, class_names, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(confusion, float)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = max(4, 0.4 * len(class_names))
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    if len(class_names) <= 40:
+        ax.set_xticks(range(len(class_names)))
+        ax.set_xticklabels(class_names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(class_names)))
+        ax.set_yticklabels(class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def predict_views(model, config, pattern):
+    """`(probs, labels, video_index)` over every view of the eval records."""
+    from tqdm import tqdm
+
+    from mfnet_keras.data import make_dataset
+
+    data, model_cfg, eval_cfg = config["data"], config["model"], config["eval"]
+    ds = make_dataset(
+        pattern,
+        "eval",
+        batch_size=eval_cfg["batch_size"],
+        clip_length=model_cfg["clip_length"],
+        crop_size=model_cfg["crop_size"],
+        frame_intervals=tuple(data["frame_intervals"]),
+        num_clips=eval_cfg["num_clips"],
+        num_crops=eval_cfg["num_crops"],
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        num_classes=model_cfg["num_classes"],
+    )
+    two_d = len(model.input_shape) == 4
+    probs, labels, videos = [], [], []
+    for clips, y, index in tqdm(ds, unit="batch", desc="evaluating", file=sys.stderr):
+        logits = model(clips[:, 0] if two_d else clips, training=False)
+        probs.append(softmax(np.asarray(logits, np.float64)))
+        labels.append(y.numpy())
+        videos.append(index.numpy())
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(videos)
+
+
+def evaluate(config, weights, output, class_names=None):
+    """Runs the evaluation and writes the report and plots; returns the report."""
+    import keras
+
+    started = time.time()
+    pattern = config["data"]["eval"] or config["data"]["train"]
+    model = keras.saving.load_model(weights, compile=False)
+    classes = model.output_shape[-1]
+    if class_names is None:
+        labels_path = os.path.join(os.path.dirname(sorted(__import__("glob").glob(pattern))[0]), "labels.txt")
+        if os.path.exists(labels_path):
+            class_names = [line.strip() for line in open(labels_path) if line.strip()]
+    if not class_names or len(class_names) != classes:
+        class_names = [str(i) for i in range(classes)]
+    config["model"]["num_classes"] = classes
+    probs, labels, videos = predict_views(model, config, pattern)
+    report = video_metrics(probs, labels, videos, class_names)
+    report.update(
+        weights=weights,
+        records=pattern,
+        num_clips=config["eval"]["num_clips"],
+        num_crops=config["eval"]["num_crops"],
+        seconds=round(time.time() - started, 1),
+    )
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    name = os.path.basename(os.path.dirname(os.path.abspath(weights)))
+    plot_per_class(report["per_class"], os.path.join(output, "per_class_accuracy.png"), f"{name}: per-class accuracy")
+    plot_confusion(report["confusion_matrix"], class_names, os.path.join(output, "confusion_matrix.png"), name)
+    print(
+        f"video top-1 {100 * report['video_top1']:.1f}%  top-5 {100 * report['video_top5']:.1f}%  "
+        f"clip top-1 {100 * report['clip_top1']:.1f}%  ({report['videos']} videos, {report['views']} views) "
+        f"-> {os.path.join(output, 'report.json')}"
+    )
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mfnet_keras.evaluate",
+        description="Multi-view evaluation: video/clip accuracy, per-class accuracy plot, confusion matrix.",
+    )
+    parser.add_argument("--config", required=True, help="the training config (data, clip size, eval views)")
+    parser.add_argument("--weights", required=True, help="a .keras model (e.g. runs/NAME/model.keras)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--output", help="report folder (default: <weights folder>/eval)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set)
+        if not os.path.exists(args.weights):
+            raise ConfigError(f"config error: --weights {args.weights} does not exist")
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    evaluate(config, args.weights, args.output or os.path.join(os.path.dirname(args.weights) or ".", "eval"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

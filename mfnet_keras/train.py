@@ -1,0 +1,282 @@
+"""Trains a model of the family on packed TFRecords with `model.fit`.
+
+    python -m mfnet_keras.train --config configs/NAME.yaml [--set key=value ...] [--output runs/NAME]
+
+Run the same command again after an interruption (even `kill -9`): training
+continues from the last saved step. Writes to the output folder:
+`config.yaml` (resolved), `labels.txt`, `checkpoints/` (resumable state,
+`best.keras`, `last.keras`), `log.csv`, `tensorboard/`, and `model.keras`
+(the final model).
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+
+import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+from mfnet_keras.config import ConfigError, load_config
+
+
+def records_info(pattern):
+    """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(pattern))
+    folder = os.path.dirname(files[0])
+    labels = None
+    labels_path = os.path.join(folder, "labels.txt")
+    if tf.io.gfile.exists(labels_path):
+        with tf.io.gfile.GFile(labels_path) as f:
+            labels = [line.strip() for line in f if line.strip()]
+    videos = None
+    manifest_path = os.path.join(folder, "manifest.json")
+    if tf.io.gfile.exists(manifest_path):
+        with tf.io.gfile.GFile(manifest_path) as f:
+            manifest = json.load(f)
+        names = {os.path.basename(p) for p in files}
+        videos = sum(s["videos"] for s in manifest["splits"].values() if names & set(s["shards"]))
+    if videos is None:
+        videos = sum(1 for _ in tf.data.TFRecordDataset(files))
+    return labels, videos
+
+
+def input_shape(config):
+    """The model input for the config: `(T, H, W, 3)`, or `(H, W, 3)` for a 2D model fed single frames."""
+    from mfnet_keras import models
+
+    size = config["model"]["crop_size"]
+    two_d = len(models.get_spec(config["model"]["name"]).input_shape) == 3
+    if two_d and config["model"]["clip_length"] != 1:
+        raise ConfigError(f"config error: model.clip_length must be 1 for the 2D model {config['model']['name']}")
+    return (size, size, 3) if two_d else (config["model"]["clip_length"], size, size, 3)
+
+
+def make_datasets(config, strategy, shape):
+    """Distributed train and validation datasets of the config."""
+    import tensorflow as tf
+
+    from mfnet_keras.data import BadDataCounter, make_dataset
+
+    data, model_cfg, train = config["data"], config["model"], config["train"]
+    counter = BadDataCounter()
+    common = dict(
+        clip_length=model_cfg["clip_length"],
+        crop_size=model_cfg["crop_size"],
+        frame_intervals=tuple(data["frame_intervals"]),
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        num_classes=model_cfg["num_classes"],
+    )
+    squeeze = len(shape) == 3
+
+    def shape_for_model(clips, labels):
+        return (clips[:, 0] if squeeze else clips), labels
+
+    def train_fn(context):
+        ds = make_dataset(
+            data["train"],
+            "train",
+            batch_size=context.get_per_replica_batch_size(train["batch_size"]),
+            speed_jitter=data["speed_jitter"],
+            flip=data["flip"],
+            color_jitter=tuple(data["color_jitter"]) or None,
+            scale_range=tuple(data["scale_range"]) or None,
+            aspect_range=tuple(data["aspect_range"]),
+            shuffle_buffer=data["shuffle_buffer"],
+            seed=train["seed"],
+            input_context=context,
+            bad_data_counter=counter,
+            **common,
+        )
+        return ds.repeat().map(shape_for_model)
+
+    def eval_fn(context):
+        ds = make_dataset(
+            data["eval"],
+            "eval",
+            batch_size=context.get_per_replica_batch_size(train["batch_size"]),
+            input_context=context,
+            return_video_index=False,
+            **common,
+        )
+        return ds.map(shape_for_model)
+
+    if strategy.num_replicas_in_sync > 1:
+        train_ds = strategy.distribute_datasets_from_function(train_fn)
+        eval_ds = strategy.distribute_datasets_from_function(eval_fn) if data["eval"] else None
+    else:
+        single = tf.distribute.InputContext()
+        train_ds, eval_ds = train_fn(single), (eval_fn(single) if data["eval"] else None)
+    return train_ds, eval_ds, counter
+
+
+def build_model(config, shape, strategy):
+    """The model of the config, initialised from `model.init` when given; returns `(model, loaded_paths)`."""
+    from mfnet_keras import models
+
+    model_cfg = config["model"]
+    model = models.build(
+        model_cfg["name"],
+        num_classes=model_cfg["num_classes"],
+        input_shape=shape,
+        dropout=model_cfg["dropout"],
+        synchronized_bn=strategy.num_replicas_in_sync > 1,
+        **model_cfg["options"],
+    )
+    loaded = []
+    if model_cfg["init"]:
+        from mfnet_keras import weights
+
+        loaded = weights.initialize(
+            model, model_cfg["init"], inflate=model_cfg["inflate"], skip_classifier=model_cfg["skip_classifier"]
+        )
+    return model, loaded
+
+
+def make_optimizer(config, steps_per_epoch, loaded_paths):
+    from mfnet_keras.optimizers import SGD
+    from mfnet_keras.schedules import EpochSchedule
+
+    train = config["train"]
+    lr = train["base_lr"] * train["batch_size"] / train["base_batch_size"]
+    schedule = EpochSchedule(
+        lr,
+        steps_per_epoch,
+        train["epochs"],
+        kind=train["lr_schedule"],
+        decay_epochs=train["lr_decay_epochs"],
+        decay=train["lr_decay"],
+        warmup_epochs=train["warmup_epochs"],
+    )
+    multipliers = {}
+    if loaded_paths and train["pretrained_lr_mult"] != 1.0:
+        multipliers = {path: train["pretrained_lr_mult"] for path in loaded_paths}
+    return SGD(
+        schedule,
+        momentum=train["momentum"],
+        nesterov=train["nesterov"],
+        l2=train["weight_decay"],
+        lr_multipliers=multipliers,
+    )
+
+
+def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
+    """Runs (or resumes) training; returns the Keras History of the last `fit` call."""
+    import keras
+    import tensorflow as tf
+    import yaml
+
+    from mfnet_keras.callbacks import ResumableCheckpoint, TerminateOnNaN
+    from mfnet_keras.data import BadDataLogger
+    from mfnet_keras.strategy import choose_strategy
+
+    os.makedirs(output, exist_ok=True)
+    labels, videos = records_info(config["data"]["train"])
+    if config["model"]["num_classes"] is None:
+        if not labels:
+            raise ConfigError("config error: model.num_classes is not set and there is no labels.txt beside data.train")
+        config["model"]["num_classes"] = len(labels)
+    shape = input_shape(config)
+    strategy = choose_strategy()
+    if mixed_precision:
+        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if on_tpu else "mixed_float16")
+    batch = config["train"]["batch_size"]
+    steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
+    with open(os.path.join(output, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    if labels:
+        with open(os.path.join(output, "labels.txt"), "w") as f:
+            f.write("".join(name + "\n" for name in labels))
+
+    train_ds, eval_ds, counter = make_datasets(config, strategy, shape)
+    with strategy.scope():
+        model, loaded = build_model(config, shape, strategy)
+        optimizer = make_optimizer(config, steps, loaded)
+        classes = config["model"]["num_classes"]
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if config["train"]["label_smoothing"]:
+            smoothing = config["train"]["label_smoothing"]
+            categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+
+            def loss(y_true, y_pred):
+                return categorical(keras.ops.one_hot(keras.ops.cast(y_true, "int32"), classes), y_pred)
+
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+
+    checkpoints = ResumableCheckpoint(
+        os.path.join(output, "checkpoints"),
+        config["train"]["save_every_steps"],
+        steps,
+        monitor="val_accuracy" if eval_ds is not None else "accuracy",
+    )
+    nan_guard = TerminateOnNaN()
+    callbacks = [
+        checkpoints,
+        nan_guard,
+        BadDataLogger(counter),
+        keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
+    ]
+    model.optimizer.build(model.trainable_variables)
+    checkpoints.set_model(model)
+    epoch, step = checkpoints.load_state()
+    epochs = config["train"]["epochs"]
+    if epoch or step:
+        print(f"resuming from epoch {epoch + 1}, step {step} (of {steps}) in {output}")
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    fit = dict(
+        callbacks=callbacks,
+        validation_data=eval_ds,
+        validation_freq=config["train"]["validate_every_epochs"],
+        verbose=verbose,
+    )
+    history = None
+    if step and epoch < epochs:  # finish the interrupted epoch first
+        checkpoints.step_offset = step
+        history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
+        epoch += 1
+    if epoch < epochs and not nan_guard.message:
+        history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
+    if nan_guard.message:
+        raise RuntimeError(nan_guard.message)
+    model.save(os.path.join(output, "model.keras"))
+    shutil.copyfile(os.path.join(output, "model.keras"), os.path.join(output, "checkpoints", "last.keras"))
+    print(f"saved {os.path.join(output, 'model.keras')}")
+    return history
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mfnet_keras.train",
+        description="Train an MF-Net (or another registered model) on packed TFRecords. "
+        "Re-running the same command resumes an interrupted run.",
+    )
+    parser.add_argument("--config", required=True, help="YAML config (see configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--output", help="run folder (default: runs/<config name>)")
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (mixed_bfloat16 on TPU)")
+    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set)
+        output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+        train(config, output, args.mixed_precision, args.jit_compile)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Training and evaluation: configs, metrics, kill -9 and resume, synchronized BatchNorm, the optimizer."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from mfnet_keras import evaluate, train
+from mfnet_keras.config import ConfigError, load_config
+from mfnet_keras.optimizers import SGD
+from mfnet_keras.schedules import EpochSchedule
+from tfrecords_tools import pack, synthetic
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    synthetic.generate(str(root / "videos"), seed=0, train_per_class=2, test_per_class=1, frames=12, size=64, workers=1)
+    assert (
+        pack.main(
+            [str(root / "videos"), str(root / "records"), "--layout", "list", "--short-side", "40", "--workers", "1"]
+        )
+        == 0
+    )
+    return root / "records"
+
+
+def tiny_config(tmp_path, records, **train_overrides):
+    config = {
+        "model": {"name": "mfnet3d", "clip_length": 4, "crop_size": 32},
+        "data": {"train": f"{records}/train-*.tfrecord", "eval": f"{records}/test-*.tfrecord", "flip": False},
+        "train": {
+            "epochs": 2,
+            "batch_size": 4,
+            "base_lr": 0.01,
+            "base_batch_size": 4,
+            "save_every_steps": 2,
+            **train_overrides,
+        },
+        "eval": {"num_clips": 2, "num_crops": 1, "batch_size": 4},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.epoch=3"], "config error: unknown key train.epoch (did you mean train.epochs?)"),
+        (["train.epochs=three"], "config error: train.epochs must be int, got 'three'"),
+        (["model.name=mfnet4d"], "config error: model.name must be one of"),
+        (["data.train=/nowhere/*.tfrecord"], "config error: data.train matches no files: /nowhere/*.tfrecord"),
+        (["train.batch_size=0"], "config error: train.batch_size must be >= 1, got 0"),
+        (["data.flip=maybe"], "config error: data.flip must be bool, got 'maybe'"),
+        (["oops"], "config error: --set takes key=value, got 'oops'"),
+    ],
+)
+def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, overrides, message):
+    path = tiny_config(tmp_path, records)
+    argv = ["--config", str(path), "--output", str(tmp_path / "run")]
+    for item in overrides:
+        argv += ["--set", item]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_shipped_configs_load():
+    for name in os.listdir(os.path.join(REPO_ROOT, "configs")):
+        config = load_config(os.path.join(REPO_ROOT, "configs", name), check_paths=False)
+        assert config["model"]["name"]
+
+
+def test_video_metrics_match_hand_computed_values():
+    # two classes + a third never predicted; 3 videos with 2 views each
+    probs = np.array(
+        [
+            [0.6, 0.3, 0.1],  # video 0 (label 0): views average to [0.5, 0.4, 0.1] -> correct
+            [0.4, 0.5, 0.1],
+            [0.2, 0.7, 0.1],  # video 1 (label 1): correct, both views correct
+            [0.1, 0.8, 0.1],
+            [0.7, 0.2, 0.1],  # video 2 (label 2): average [0.5, 0.2, 0.3] -> wrong; top-2 has it
+            [0.3, 0.2, 0.5],
+        ]
+    )
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    videos = np.array([0, 0, 1, 1, 2, 2])
+    report = evaluate.video_metrics(probs, labels, videos, ["a", "b", "c"])
+    assert report["video_top1"] == pytest.approx(2 / 3)
+    assert report["video_top5"] == 1.0  # top-min(5, classes) = all three classes
+    assert report["clip_top1"] == pytest.approx(4 / 6)  # views 0, 2, 3, 5 right
+    assert report["per_class"] == {
+        "a": {"videos": 1, "accuracy": 1.0},
+        "b": {"videos": 1, "accuracy": 1.0},
+        "c": {"videos": 1, "accuracy": 0.0},
+    }
+    assert report["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert evaluate.top_k_hits(np.array([[0.5, 0.2, 0.3]]), np.array([2]), 2).tolist() == [True]  # video 2
+
+
+def test_train_then_evaluate_writes_everything(tmp_path, records):
+    config = load_config(str(tiny_config(tmp_path, records, epochs=1)))
+    out = tmp_path / "run"
+    train.train(config, str(out), verbose=0)
+    for name in (
+        "model.keras",
+        "config.yaml",
+        "labels.txt",
+        "log.csv",
+        "checkpoints/last.keras",
+        "checkpoints/best.keras",
+    ):
+        assert (out / name).exists(), name
+    report = evaluate.evaluate(config, str(out / "model.keras"), str(out / "eval"))
+    assert report["videos"] == 8 and report["views"] == 16
+    assert (out / "eval" / "per_class_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "eval" / "confusion_matrix.png").exists()
+    assert json.loads((out / "eval" / "report.json").read_text())["video_top1"] == report["video_top1"]
+
+
+def test_kill_9_and_resume_continues_from_the_saved_step(tmp_path, records):
+    path = tiny_config(tmp_path, records, epochs=2, steps_per_epoch=6, save_every_steps=2)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mfnet_keras.train", "--config", str(path), "--output", str(out)]
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    state = {}
+    while time.time() < deadline and process.poll() is None:
+        if state_path.exists():
+            state = json.loads(state_path.read_text())
+            if state["epoch"] * 6 + state["step"] >= 4:
+                break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    state = json.loads(state_path.read_text())
+    saved_at = state["epoch"] * 6 + state["step"]
+    assert 2 <= saved_at < 12, state
+    checkpoint = out / "checkpoints" / state["checkpoint"]
+    assert checkpoint.exists() and len(list((out / "checkpoints").glob("ckpt-*.weights.h5"))) == 1
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming from epoch {state['epoch'] + 1}, step {state['step']} (of 6)" in result.stdout
+    model = keras.saving.load_model(str(out / "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 12  # no step lost or repeated
+    log = (out / "log.csv").read_text().strip().splitlines()
+    assert log[0].startswith("epoch") and log[-1].split(",")[0] == "1"
+
+
+def test_synchronized_batch_norm_uses_global_statistics():
+    """Two replicas see constant images of 0 and of 2: each replica's batch variance is 0, the global
+    batch's is 1. After one step (momentum 0.9) the moving variance is 0.9 * 1 + 0.1 * variance."""
+    script = textwrap.dedent(
+        """
+        import json
+        import numpy as np
+        import mfnet_keras
+        import tensorflow as tf
+        import keras
+        from mfnet_keras.layers import BNActConv
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        # a global batch of 4 splits in order: replica 0 gets the two 0-images, replica 1 the two 2-images
+        x = tf.concat([tf.zeros([2, 4, 4, 3]), tf.fill([2, 4, 4, 3], 2.0)], axis=0)
+        ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((x, tf.zeros([4, 2]))).repeat())
+        out = {}
+        for synchronized in (True, False):
+            with strategy.scope():
+                inputs = keras.Input((4, 4, 3))
+                layer = BNActConv(2, 1, synchronized_bn=synchronized)
+                outputs = keras.layers.GlobalAveragePooling2D()(layer(inputs))
+                model = keras.Model(inputs, outputs)
+                model.compile(optimizer="sgd", loss="mse")
+            model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+            out[str(synchronized)] = np.asarray(layer.bn.moving_variance).tolist()
+        print(json.dumps(out))
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    variances = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(variances["True"], [1.0] * 3, rtol=1e-5)  # global statistics
+    np.testing.assert_allclose(variances["False"], [0.9] * 3, rtol=1e-5)  # per-replica statistics
+
+
+def test_sgd_l2_and_lr_multipliers_match_pytorch_rule():
+    variable_a = keras.Variable(np.array([1.0, -2.0], "float32"), name="a")
+    variable_b = keras.Variable(np.array([3.0], "float32"), name="b")
+    optimizer = SGD(0.1, momentum=0.9, l2=0.01, lr_multipliers={"a": 0.2})
+    grads = [np.array([0.5, 0.5], "float32"), np.array([1.0], "float32")]
+    expected = {"a": np.array([1.0, -2.0]), "b": np.array([3.0])}
+    buffers = {"a": np.zeros(2), "b": np.zeros(1)}
+    for _ in range(3):
+        optimizer.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in grads], [variable_a, variable_b]))
+        for key, grad, mult in (("a", grads[0], 0.2), ("b", grads[1], 1.0)):
+            d = grad + 0.01 * expected[key]  # PyTorch: grad += weight_decay * param
+            buffers[key] = 0.9 * buffers[key] - 0.1 * mult * d  # Keras's momentum form with the scaled lr
+            expected[key] = expected[key] + buffers[key]
+    np.testing.assert_allclose(np.asarray(variable_a), expected["a"], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(variable_b), expected["b"], rtol=1e-5)
+
+
+def test_epoch_schedule():
+    step = EpochSchedule(1.0, steps_per_epoch=10, epochs=30, kind="step", decay_epochs=[10, 20], decay=0.1)
+    assert [round(float(step(s)), 6) for s in (0, 99, 100, 199, 200)] == [1.0, 1.0, 0.1, 0.1, 0.01]
+    warm = EpochSchedule(1.0, steps_per_epoch=10, epochs=30, warmup_epochs=1)
+    assert float(warm(0)) == pytest.approx(0.1) and float(warm(9)) == pytest.approx(1.0)
+    cosine = EpochSchedule(1.0, steps_per_epoch=10, epochs=10, kind="cosine")
+    assert float(cosine(50)) == pytest.approx(0.5) and float(cosine(100)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_config_error_type_is_value_error():
+    with pytest.raises(ConfigError):
+        load_config(None, ["model.crop_size=big"], check_paths=False)
