@@ -2,7 +2,7 @@
 
     python benchmarks/pack.py [--workers 1 2] [--repeats 3]
 
-Generates the default synthetic dataset once (256 H.264 videos of 24 frames at
+Generates the default synthetic dataset once (448 H.264 videos of 24 frames at
 128x128), then packs it with each worker count, several times, and prints the
 median. Times the decode + JPEG encode + write work only (`pack` reports its
 own elapsed time, which excludes Python/TensorFlow start-up).
@@ -28,8 +28,9 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "synthetic")
-        synthetic.generate(source, seed=0)
-        print(f"machine: {os.cpu_count()} cores; dataset: default synthetic (256 videos x 24 frames, 128x128 H.264)")
+        splits = synthetic.generate(source, seed=0)
+        count = sum(len(v) for v in splits.values())
+        print(f"machine: {os.cpu_count()} cores; default synthetic dataset: {count} videos x 24 frames, 128x128 H.264")
         print(f"{'workers':>8}{'videos/s':>12}{'frames/s':>12}{'videos/s/core':>16}{'frames/s/core':>16}")
         for workers in args.workers:
             rates = []

@@ -38,6 +38,7 @@ SCHEMA = {
     },
     "train": {
         "epochs": 10,
+        "optimizer": "sgd",  # sgd (the paper's) | adamw
         "steps_per_epoch": None,  # None: training videos / batch size
         "batch_size": 8,  # global, across replicas
         "base_lr": 0.1,
@@ -176,6 +177,8 @@ def _validate(config, check_paths):
     for key, value in positive:
         if value < 1:
             raise ConfigError(f"config error: {key} must be >= 1, got {value}")
+    if train["optimizer"] not in ("sgd", "adamw"):
+        raise ConfigError(f"config error: train.optimizer must be 'sgd' or 'adamw', got {train['optimizer']!r}")
     if train["lr_schedule"] not in ("step", "cosine"):
         raise ConfigError(f"config error: train.lr_schedule must be 'step' or 'cosine', got {train['lr_schedule']!r}")
     if config["eval"]["num_crops"] not in (1, 3):

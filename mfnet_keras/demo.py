@@ -26,7 +26,9 @@ import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
-def run(output="runs/demo", epochs=None):
+def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
+    """Runs the demo; `overrides` (`key=value`) apply to both configs, `synthetic_args` to the generator
+    (tests and notebooks use them for a small, fast run)."""
     from mfnet_keras import evaluate, train
     from mfnet_keras.config import load_config
     from tfrecords_tools import pack, synthetic
@@ -36,19 +38,17 @@ def run(output="runs/demo", epochs=None):
     records = os.path.join(output, "records")
     if not os.path.exists(os.path.join(videos, "test.csv")):
         print("== 1/5 synthetic videos", flush=True)
-        synthetic.main([videos])
+        synthetic.main([videos, *synthetic_args])
     if not os.path.exists(os.path.join(records, "manifest.json")):
         print("== 1/5 packing", flush=True)
-        code = pack.main([videos, records, "--layout", "list", "--short-side", "128", "--resume"])
+        code = pack.main([videos, records, "--layout", "list", "--short-side", str(short_side), "--resume"])
         if code:
             raise SystemExit(code)
 
     results = {}
     for key, config_name in (("3d", "synthetic_demo.yaml"), ("2d", "synthetic_demo_2d.yaml")):
-        overrides = [f"data.train={records}/train-*.tfrecord", f"data.eval={records}/test-*.tfrecord"]
-        if epochs:
-            overrides.append(f"train.epochs={epochs}")
-        config = load_config(os.path.join(CONFIG_DIR, config_name), overrides)
+        paths = [f"data.train={records}/train-*.tfrecord", f"data.eval={records}/test-*.tfrecord"]
+        config = load_config(os.path.join(CONFIG_DIR, config_name), [*paths, *overrides])
         run_dir = os.path.join(output, config["model"]["name"])
         weights = os.path.join(run_dir, "model.keras")
         step = 2 if key == "3d" else 4
@@ -59,10 +59,10 @@ def run(output="runs/demo", epochs=None):
         results[key] = evaluate.evaluate(config, weights, os.path.join(run_dir, "eval"))
 
     print("== 5/5 exporting the 3D model", flush=True)
-    import keras
+    from mfnet_keras import export
 
-    export_dir = os.path.join(output, "export", "mfnet3d_savedmodel")
-    keras.saving.load_model(os.path.join(output, "mfnet3d", "model.keras")).export(export_dir, verbose=False)
+    export_dir = os.path.join(output, "export", "mfnet3d")
+    export.main(["--weights", os.path.join(output, "mfnet3d", "model.keras"), "--out", export_dir])
 
     report = {
         "video_top1": results["3d"]["video_top1"],
@@ -94,9 +94,11 @@ def run(output="runs/demo", epochs=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfnet_keras.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="runs/demo", help="demo folder (default: runs/demo)")
-    parser.add_argument("--epochs", type=int, help="override the training epochs of both models")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of both configs"
+    )
     args = parser.parse_args(argv)
-    run(args.output, args.epochs)
+    run(args.output, args.set)
     return 0
 
 

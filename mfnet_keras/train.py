@@ -151,6 +151,10 @@ def make_optimizer(config, steps_per_epoch, loaded_paths):
         decay=train["lr_decay"],
         warmup_epochs=train["warmup_epochs"],
     )
+    if train["optimizer"] == "adamw":
+        import keras
+
+        return keras.optimizers.AdamW(schedule, weight_decay=train["weight_decay"])
     multipliers = {}
     if loaded_paths and train["pretrained_lr_mult"] != 1.0:
         multipliers = {path: train["pretrained_lr_mult"] for path in loaded_paths}
@@ -237,6 +241,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         validation_data=eval_ds,
         validation_freq=config["train"]["validate_every_epochs"],
         verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
     )
     history = None
     if step and epoch < epochs:  # finish the interrupted epoch first

@@ -229,3 +229,17 @@ def test_epoch_schedule():
 def test_config_error_type_is_value_error():
     with pytest.raises(ConfigError):
         load_config(None, ["model.crop_size=big"], check_paths=False)
+
+
+def test_demo_runs_end_to_end_at_small_settings(tmp_path):
+    from mfnet_keras import demo
+
+    overrides = ["train.epochs=1", "model.crop_size=32", "eval.num_clips=1", "train.save_every_steps=100"]
+    report = demo.run(
+        str(tmp_path / "demo"), overrides, ["--train-per-class", "1", "--test-per-class", "1", "--size", "48"], 40
+    )
+    saved = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert saved == report
+    for key in ("video_top1", "video_top5", "clip_top1", "baseline_2d_video_top1", "seconds"):
+        assert key in saved
+    assert (tmp_path / "demo" / "export" / "mfnet3d" / "saved_model.pb").exists()

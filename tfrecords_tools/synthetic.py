@@ -1,8 +1,8 @@
 """A synthetic action dataset whose classes differ only in motion, written as real H.264 videos.
 
-    python -m tfrecords_tools.synthetic OUTPUT_DIR [--seed 0] [--train-per-class 24] [--test-per-class 8]
+    python -m tfrecords_tools.synthetic OUTPUT_DIR [--seed 0] [--train-per-class 48] [--test-per-class 8]
 
-Each video shows a textured object on a random textured background with a
+Each video shows a textured object on a smooth random background with a
 static distractor object. The object moves left / right / up / down,
 rotates clockwise / counter-clockwise, or grows / shrinks, at a random
 speed. Every single frame is drawn from the same distribution whatever the
@@ -45,10 +45,14 @@ def _texture(rng, size):
 
 
 def _background(rng, size):
-    low = rng.uniform(0, 255, (6, 6, 3))
-    reps = -(-size // 6)
-    smooth = np.kron(low, np.ones((reps, reps, 1)))[:size, :size]
-    return np.clip(0.6 * smooth + 0.4 * _texture(rng, size), 0, 255)
+    """Smooth random colour blobs with a little noise: textured, but calmer than the objects."""
+    low = rng.uniform(0, 255, (4, 4, 3))
+    coords = np.linspace(0, 3, size)
+    i0 = np.clip(np.floor(coords).astype(int), 0, 2)
+    f = (coords - i0)[:, None]
+    rows = low[i0] * (1 - f[..., None]) + low[i0 + 1] * f[..., None]  # interpolate along y
+    image = rows[:, i0] * (1 - f[None, :, :]) + rows[:, i0 + 1] * f[None, :, :]  # and along x
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255)
 
 
 def _paste(canvas, texture, center, angle, scale, circle):
@@ -88,7 +92,7 @@ def render_video(label, seed, frames=24, size=128):
     centers = np.repeat(rng.uniform(0.35, 0.65, (1, 2)) * size, frames, axis=0)
     angles = np.full(frames, angle0)
     scales = np.full(frames, base * rng.uniform(0.8, 1.2))
-    speed = rng.uniform(0.8, 1.4) * size / 96  # pixels per frame
+    speed = rng.uniform(2.0, 3.0) * size / 128  # pixels per frame
     if label.startswith("move_"):
         direction = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}[label]
         centers = centers + np.outer(t * speed, direction)
@@ -113,7 +117,7 @@ def _write_one(task):
     return path
 
 
-def generate(output_dir, seed=0, train_per_class=24, test_per_class=8, frames=24, size=128, fps=12, workers=None):
+def generate(output_dir, seed=0, train_per_class=48, test_per_class=8, frames=24, size=128, fps=12, workers=None):
     """Writes the dataset; returns `{split: [(relative path, label)]}`."""
     splits = {"train": [], "test": []}
     tasks = []
@@ -144,7 +148,7 @@ def main(argv=None):
     )
     parser.add_argument("output_dir")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--train-per-class", type=int, default=24, help="training videos per class (default: 24)")
+    parser.add_argument("--train-per-class", type=int, default=48, help="training videos per class (default: 48)")
     parser.add_argument("--test-per-class", type=int, default=8, help="test videos per class (default: 8)")
     parser.add_argument("--frames", type=int, default=24, help="frames per video (default: 24)")
     parser.add_argument("--size", type=int, default=128, help="frame width and height, even (default: 128)")

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 
 import numpy as np
 
@@ -86,7 +87,8 @@ def decode_video(path, short_side=None, fps=None, max_frames=None):
     except VideoError:
         raise
     except Exception as error:  # PyAV raises many FFmpeg error types
-        reason = str(error).replace(f": {path!r}", "").strip() or type(error).__name__
+        reason = re.sub(r"^\[Errno -?\d+\] ", "", str(error).replace(f": {path!r}", "").strip())
+        reason = reason or type(error).__name__
         raise VideoError(f"cannot decode: {reason}") from error
     if not frames:
         raise VideoError("no decodable frame")

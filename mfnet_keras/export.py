@@ -1,0 +1,173 @@
+"""Exports a trained model as a TensorFlow SavedModel with serving signatures (and as `.keras`).
+
+    python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME [--model mfnet3d]
+
+Signatures (all return `logits`, `probabilities`, `top_k_indices`, `top_k_names`):
+- `serving_default`: uint8 clips `[batch, T, H, W, 3]`; normalisation happens inside.
+- `serve_float`: clips already normalised (float32).
+- `serve_examples`: serialized `tf.train.SequenceExample`s in the project's schema;
+  decoded, centre-clipped, resized and normalised inside the graph.
+The class names travel as the asset `assets/labels.txt`; the preprocessing
+(mean, std, clip length, crop size) as the `preprocessing` attributes. The
+export reloads with TensorFlow alone: `tf.saved_model.load(path)`.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+
+TOP_K = 5
+
+
+def _serving_module(model, class_names, mean, std, frame_interval):
+    import tensorflow as tf
+
+    from mfnet_keras.data.pipeline import _eval_clips, _gather_frames, _normalization, sample_eval_indices
+    from tfrecords_tools import schema
+
+    shape = tuple(model.input_shape[1:])
+    two_d = len(shape) == 3
+    clip_length = 1 if two_d else shape[0]
+    crop_size = shape[-2]
+    scale, offset = _normalization(mean, std)
+    k = min(TOP_K, len(class_names))
+
+    class Serving(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.labels_file = tf.saved_model.Asset(labels_path)
+            # Variables, so that they are saved and readable after `tf.saved_model.load`.
+            self.class_names = tf.Variable(class_names, trainable=False, name="class_names")
+            self.preprocessing = {
+                "mean": tf.Variable(mean, dtype=tf.float32, trainable=False, name="mean"),
+                "std": tf.Variable(std, dtype=tf.float32, trainable=False, name="std"),
+                "clip_length": tf.Variable(clip_length, trainable=False, name="clip_length"),
+                "crop_size": tf.Variable(crop_size, trainable=False, name="crop_size"),
+                "frame_interval": tf.Variable(frame_interval, trainable=False, name="frame_interval"),
+            }
+
+        def _outputs(self, clips):
+            logits = tf.cast(self.model(clips[:, 0] if two_d else clips, training=False), tf.float32)
+            probabilities = tf.nn.softmax(logits)
+            top = tf.math.top_k(probabilities, k)
+            return {
+                "logits": logits,
+                "probabilities": probabilities,
+                "top_k_indices": top.indices,
+                "top_k_names": tf.gather(self.class_names, top.indices),
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([None, clip_length, crop_size, crop_size, 3], tf.uint8)])
+        def serve(self, clips):
+            return self._outputs(tf.cast(clips, tf.float32) * scale + offset)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, clip_length, crop_size, crop_size, 3], tf.float32)])
+        def serve_float(self, clips):
+            return self._outputs(clips)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def serve_examples(self, serialized):
+            def centre_clip(record):
+                jpegs, _ = schema.parse_sequence_example(record)
+                num_frames = tf.maximum(tf.size(jpegs, out_type=tf.int64), 1)
+                indices = sample_eval_indices(num_frames, clip_length, frame_interval, 1)
+                picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
+                short_side = round(crop_size * 256 / 224)
+                return _eval_clips(picked, 1, 1, clip_length, crop_size, short_side)[0]
+
+            clips = tf.map_fn(
+                centre_clip,
+                serialized,
+                fn_output_signature=tf.TensorSpec([clip_length, crop_size, crop_size, 3], tf.float32),
+            )
+            return self._outputs(clips * scale + offset)
+
+    import tempfile
+
+    labels_path = os.path.join(tempfile.mkdtemp(prefix="mfnet_labels_"), "labels.txt")
+    with open(labels_path, "w") as f:
+        f.write("".join(name + "\n" for name in class_names))
+    return Serving()
+
+
+def export_saved_model(model, out_dir, class_names=None, mean=None, std=None, frame_interval=2):
+    """Writes the SavedModel with the three signatures; returns its path."""
+    import tensorflow as tf
+
+    from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD
+
+    classes = model.output_shape[-1]
+    class_names = list(class_names) if class_names else [str(i) for i in range(classes)]
+    if len(class_names) != classes:
+        raise ValueError(f"The model has {classes} classes but {len(class_names)} class names were given.")
+    module = _serving_module(model, class_names, mean or VIDEO_MEAN, std or VIDEO_STD, frame_interval)
+    signatures = {
+        "serving_default": module.serve,
+        "serve_float": module.serve_float,
+        "serve_examples": module.serve_examples,
+    }
+    tf.saved_model.save(module, out_dir, signatures=signatures)
+    return out_dir
+
+
+def _run_settings(weights):
+    """Class names and preprocessing from the training run folder beside the weights, when there."""
+    import yaml
+
+    folder = os.path.dirname(os.path.abspath(weights))
+    for candidate in (folder, os.path.dirname(folder)):
+        config_path = os.path.join(candidate, "config.yaml")
+        labels_path = os.path.join(candidate, "labels.txt")
+        if os.path.exists(config_path):
+            config = yaml.safe_load(open(config_path))
+            names = (
+                [line.strip() for line in open(labels_path) if line.strip()] if os.path.exists(labels_path) else None
+            )
+            data = config.get("data", {})
+            return names, data.get("mean"), data.get("std"), (data.get("frame_intervals") or [2])[0]
+    return None, None, None, 2
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mfnet_keras.export",
+        description="Export a trained model as a TensorFlow SavedModel with serving signatures, and as .keras.",
+    )
+    parser.add_argument("--weights", required=True, help="trained model (.keras), e.g. runs/NAME/model.keras")
+    parser.add_argument("--model", help="registered model name to check the weights against (optional)")
+    parser.add_argument("--out", required=True, help="output folder of the SavedModel")
+    parser.add_argument("--labels", help="class names, one per line (default: labels.txt of the run)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(args.weights):
+        print(f"error: --weights {args.weights} does not exist", file=sys.stderr)
+        return 2
+    import keras
+
+    model = keras.saving.load_model(args.weights, compile=False)
+    if args.model and not model.name.startswith(args.model):
+        print(f"error: {args.weights} holds {model.name!r}, not {args.model!r}", file=sys.stderr)
+        return 2
+    names, mean, std, interval = _run_settings(args.weights)
+    if args.labels:
+        names = [line.strip() for line in open(args.labels) if line.strip()]
+    export_saved_model(model, args.out, names, mean, std, interval)
+    keras_path = os.path.join(args.out, "model.keras")
+    model.save(keras_path)
+    print(
+        json.dumps(
+            {
+                "saved_model": args.out,
+                "keras": keras_path,
+                "signatures": ["serving_default", "serve_float", "serve_examples"],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

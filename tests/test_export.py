@@ -1,0 +1,146 @@
+"""Export (every signature after a fresh-process reload with TensorFlow alone) and the predict CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from mfnet_keras import models, predict
+from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD
+from mfnet_keras.export import export_saved_model
+from mfnet_keras.export import main as export_main
+from tfrecords_tools import schema
+from tfrecords_tools.video import encode_jpeg, write_video
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
+RNG = np.random.default_rng(4)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    model = models.build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3))
+    out = str(root / "saved_model")
+    export_saved_model(model, out, NAMES)
+    return model, out, root
+
+
+def normalise(clips):
+    return ((clips / 255.0 - np.array(VIDEO_MEAN)) / np.array(VIDEO_STD)).astype("float32")
+
+
+def test_every_signature_after_a_fresh_process_reload(exported):
+    model, out, root = exported
+    clips = RNG.integers(0, 256, (3, 4, 32, 32, 3)).astype("uint8")
+    frames = [RNG.integers(0, 256, (36, 48, 3)).astype("uint8") for _ in range(6)]
+    serialized = schema.make_sequence_example([encode_jpeg(f, 95) for f in frames], 1, "beta", "v.mp4", 10, 36, 48)
+    np.save(root / "clips.npy", clips)
+    (root / "example.bin").write_bytes(serialized)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        loaded = tf.saved_model.load({out!r})
+        clips = np.load({str(root / "clips.npy")!r})
+        mean, std = np.array({list(VIDEO_MEAN)!r}), np.array({list(VIDEO_STD)!r})
+        out = {{
+            "default": loaded.signatures["serving_default"](clips=tf.constant(clips)),
+            "float": loaded.signatures["serve_float"](clips=tf.constant(((clips / 255.0 - mean) / std).astype("float32"))),
+            "examples": loaded.signatures["serve_examples"](serialized=tf.constant([open({str(root / "example.bin")!r}, "rb").read()])),
+        }}
+        result = {{k: {{n: t.numpy().tolist() if t.dtype != tf.string else [[s.decode() for s in row] for row in t.numpy()]
+                       for n, t in v.items()}} for k, v in out.items()}}
+        result["labels"] = open({out!r} + "/assets/labels.txt").read().split()
+        result["mfnet_keras_imported"] = "mfnet_keras" in sys.modules or "keras" in sys.modules
+        print(json.dumps(result))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["labels"] == NAMES
+    want = np.asarray(model(normalise(clips), training=False))
+    for key in ("default", "float"):
+        np.testing.assert_allclose(got[key]["logits"], want, atol=1e-5)
+        probabilities = np.array(got[key]["probabilities"])
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+        top = np.argsort(-probabilities, axis=1)[:, :5]
+        assert got[key]["top_k_indices"] == top.tolist()
+        assert got[key]["top_k_names"] == [[NAMES[i] for i in row] for row in top]
+    assert np.array(got["examples"]["logits"]).shape == (1, 6)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    _, out, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", out, "--all"], capture_output=True, text=True, timeout=300)
+    for name in ("serving_default", "serve_float", "serve_examples"):
+        assert f"signature_def['{name}']" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    good = []
+    for i in range(2):
+        path = root / f"good{i}.mp4"
+        write_video(str(path), RNG.integers(0, 256, (30, 48, 64, 3)).astype("uint8"), fps=10)
+        good.append(str(path))
+    bad = root / "bad.mp4"
+    bad.write_text("not a video")
+    return good, str(bad)
+
+
+def test_predict_json_schema_and_bad_file(exported, videos, capsys):
+    _, out, _ = exported
+    good, bad = videos
+    code = predict.main([good[0], bad, good[1], "--model", out, "--clips", "3", "--top-k", "3", "--json"])
+    assert code == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["video"] for line in lines] == [good[0], bad, good[1]]
+    assert lines[1] == {"video": bad, "error": "cannot decode: Invalid data found when processing input"}
+    for line in (lines[0], lines[2]):
+        assert set(line) == {"video", "frames", "fps", "top_k"}
+        assert line["frames"] == 30 and line["fps"] == 10
+        assert [set(item) for item in line["top_k"]] == [{"label", "index", "probability"}] * 3
+        probabilities = [item["probability"] for item in line["top_k"]]
+        assert probabilities == sorted(probabilities, reverse=True) and all(0 <= p <= 1 for p in probabilities)
+        assert all(item["label"] == NAMES[item["index"]] for item in line["top_k"])
+
+
+def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsys):
+    model, out, _ = exported
+    good, _ = videos
+    assert predict.main([good[0], "--model", out, "--clips", "2", "--timeline", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{good[0]} (30 frames at 10.0 fps)") and "  1. " in text
+    assert text.count(" s  ") == 3  # three 1-second windows
+    keras_path = tmp_path / "model.keras"
+    model.save(keras_path)
+    assert predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["top_k"]) == 5
+
+
+def test_export_cli_writes_saved_model_and_keras(exported, tmp_path, capsys):
+    model, _, _ = exported
+    weights = tmp_path / "run" / "model.keras"
+    weights.parent.mkdir()
+    model.save(weights)
+    (tmp_path / "run" / "labels.txt").write_text("".join(n + "\n" for n in NAMES))
+    (tmp_path / "run" / "config.yaml").write_text(
+        "data: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], frame_intervals: [1]}\n"
+    )
+    assert export_main(["--weights", str(weights), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "saved_model.pb").exists() and (tmp_path / "out" / "model.keras").exists()
+    assert (tmp_path / "out" / "assets" / "labels.txt").read_text().split() == NAMES
+    assert export_main(["--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x")]) == 2
