@@ -343,19 +343,27 @@ def make_dataset(
     if eval_short_side is None:
         eval_short_side = round(crop_size * 256 / 224)
 
+    def read_clip_frames(serialized, sample):
+        """Parses a record and picks the JPEGs of its clip(s), with every validity check.
+
+        Returns `(picked, label, context, has_frames, whole, label_ok)`; `sample(num_frames)`
+        gives the frame indices.
+        """
+        jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
+        label, label_ok = _labels(context[label_key], num_classes, multi_label)
+        num_frames = tf.size(jpegs, out_type=tf.int64)
+        picked = _gather_frames(jpegs, tf.reshape(sample(tf.maximum(num_frames, 1)), [-1]))
+        has_frames = num_frames > 0
+        return picked, label, context, has_frames, has_frames & _jpegs_look_whole(picked), label_ok
+
     if train:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
         def train_element(record, rand):
-            _, _, serialized = record
-            jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
-            label, label_ok = _labels(context[label_key], num_classes, multi_label)
-            num_frames = tf.size(jpegs, out_type=tf.int64)
-            has_frames = num_frames > 0
-            indices = sample_train_indices(tf.maximum(num_frames, 1), clip_length, frame_intervals, speed_jitter, rand)
-            picked = _gather_frames(jpegs, indices)
-            whole = has_frames & _jpegs_look_whole(picked)
+            picked, label, _, has_frames, whole, label_ok = read_clip_frames(
+                record[2], lambda n: sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand)
+            )
             ok = whole & label_ok
             for reason, bad in (
                 ("no_frames", ~has_frames),
@@ -389,13 +397,9 @@ def make_dataset(
         def eval_views(index, record):
             """All views of one video as a dataset of `(clip, label, video_index)`."""
             path, record_index, serialized = record
-            jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
-            label, label_ok = _labels(context[label_key], num_classes, multi_label)
-            num_frames = tf.size(jpegs, out_type=tf.int64)
-            has_frames = num_frames > 0
-            indices = sample_eval_indices(tf.maximum(num_frames, 1), clip_length, frame_intervals[0], num_clips)
-            picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
-            whole = has_frames & _jpegs_look_whole(picked)
+            picked, label, context, has_frames, whole, label_ok = read_clip_frames(
+                serialized, lambda n: sample_eval_indices(n, clip_length, frame_intervals[0], num_clips)
+            )
             ok = whole & label_ok
             if not skip_bad:
                 where = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])

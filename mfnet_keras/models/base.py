@@ -28,6 +28,11 @@ class ArchitectureModel(keras.Model):
         return cls(**config)
 
 
+def constructor_args(local_variables):
+    """A model constructor's arguments, from its `locals()` at the top of `__init__`."""
+    return {k: v for k, v in local_variables.items() if k not in ("self", "kwargs", "name", "__class__")}
+
+
 def check_common_args(num_classes, input_shape, ranks, dropout, include_top, pooling):
     """Validates the arguments every model of the family takes."""
     if include_top and not (isinstance(num_classes, int) and num_classes >= 1):

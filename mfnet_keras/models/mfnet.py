@@ -8,6 +8,7 @@ from mfnet_keras.models.base import (
     ArchitectureModel,
     check_common_args,
     classification_head,
+    constructor_args,
     conv_bn,
     stem_max_pool,
 )
@@ -75,9 +76,7 @@ class MFNet(ArchitectureModel):
         name="mfnet",
         **kwargs,
     ):
-        init_args = dict(locals())
-        for key in ("self", "kwargs", "name", "__class__"):
-            init_args.pop(key, None)
+        init_args = constructor_args(locals())
         shape = check_common_args(num_classes, input_shape, (3, 4), dropout, include_top, pooling)
         stage_filters, stage_depths = tuple(stage_filters), tuple(stage_depths)
         if len(stage_filters) != len(STAGE_NAMES) or len(stage_depths) != len(STAGE_NAMES):

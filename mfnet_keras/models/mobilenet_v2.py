@@ -4,7 +4,13 @@ import keras
 
 from mfnet_keras.layers import Multiplexer
 from mfnet_keras.layers.blocks import batch_norm
-from mfnet_keras.models.base import ArchitectureModel, check_common_args, classification_head, conv_bn
+from mfnet_keras.models.base import (
+    ArchitectureModel,
+    check_common_args,
+    classification_head,
+    constructor_args,
+    conv_bn,
+)
 
 # (expansion t, channels c, repeats n, first stride s), Sandler et al. Table 2.
 INVERTED_RESIDUAL_STAGES = (
@@ -68,9 +74,7 @@ class MobileNetV2(ArchitectureModel):
         name="mobilenet_v2",
         **kwargs,
     ):
-        init_args = dict(locals())
-        for key in ("self", "kwargs", "name", "__class__"):
-            init_args.pop(key, None)
+        init_args = constructor_args(locals())
         shape = check_common_args(num_classes, input_shape, (3,), dropout, include_top, pooling)
         if not (isinstance(alpha, (int, float)) and alpha > 0):
             raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")

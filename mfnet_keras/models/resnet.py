@@ -8,6 +8,7 @@ from mfnet_keras.models.base import (
     ArchitectureModel,
     check_common_args,
     classification_head,
+    constructor_args,
     conv_bn,
     stem_max_pool,
 )
@@ -59,9 +60,7 @@ class ResNet(ArchitectureModel):
         name="resnet",
         **kwargs,
     ):
-        init_args = dict(locals())
-        for key in ("self", "kwargs", "name", "__class__"):
-            init_args.pop(key, None)
+        init_args = constructor_args(locals())
         shape = check_common_args(num_classes, input_shape, (3,), dropout, include_top, pooling)
         if block not in BLOCKS:
             raise ValueError(f"`block` must be one of {BLOCKS}. Received: block={block!r}")
