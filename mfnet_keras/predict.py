@@ -107,33 +107,26 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
     short = round(classifier.crop_size * 256 / 224)
     frames, fps = decode_video(path, short_side=short)
     span = (classifier.clip_length - 1) * classifier.frame_interval + 1
-    batch = make_clips(
-        frames,
-        clip_starts(len(frames), span, clips),
-        classifier.clip_length,
-        classifier.frame_interval,
-        classifier.crop_size,
-    )
+
+    def mean_probabilities(part, count):
+        """Average softmax of `count` clips spread over the frames `part`."""
+        starts = clip_starts(len(part), span, count)
+        batch = make_clips(part, starts, classifier.clip_length, classifier.frame_interval, classifier.crop_size)
+        return classifier.probabilities(batch).mean(axis=0)
+
     result = {
         "video": path,
         "frames": len(frames),
         "fps": fps,
-        "top_k": top_k(classifier.probabilities(batch).mean(axis=0), classifier.class_names, k),
+        "top_k": top_k(mean_probabilities(frames, clips), classifier.class_names, k),
     }
     if timeline:
         window = max(1, round(timeline * fps))
         windows = []
         for begin in range(0, len(frames), window):
             part = frames[begin : begin + window]
-            per_window = max(1, min(clips, len(part) // max(span, 1)))
-            batch = make_clips(
-                part,
-                clip_starts(len(part), span, per_window),
-                classifier.clip_length,
-                classifier.frame_interval,
-                classifier.crop_size,
-            )
-            best = top_k(classifier.probabilities(batch).mean(axis=0), classifier.class_names, 1)[0]
+            count = max(1, min(clips, len(part) // max(span, 1)))
+            best = top_k(mean_probabilities(part, count), classifier.class_names, 1)[0]
             windows.append({"start": begin / fps, "end": min(begin + window, len(frames)) / fps, **best})
         result["timeline"] = windows
     return result
