@@ -148,9 +148,9 @@ def evaluate(config, weights, output, class_names=None):
     model = keras.saving.load_model(weights, compile=False)
     classes = model.output_shape[-1]
     if class_names is None:
-        labels_path = os.path.join(os.path.dirname(sorted(__import__("glob").glob(pattern))[0]), "labels.txt")
-        if os.path.exists(labels_path):
-            class_names = [line.strip() for line in open(labels_path) if line.strip()]
+        from mfnet_keras.train import read_labels
+
+        class_names = read_labels(pattern)
     if not class_names or len(class_names) != classes:
         class_names = [str(i) for i in range(classes)]
     config["model"]["num_classes"] = classes

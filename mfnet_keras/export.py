@@ -16,13 +16,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 
 TOP_K = 5
 
 
-def _serving_module(model, class_names, mean, std, frame_interval):
+def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     import tensorflow as tf
 
     from mfnet_keras.data.pipeline import _eval_clips, _gather_frames, _normalization, sample_eval_indices
@@ -86,11 +87,6 @@ def _serving_module(model, class_names, mean, std, frame_interval):
             )
             return self._outputs(clips * scale + offset)
 
-    import tempfile
-
-    labels_path = os.path.join(tempfile.mkdtemp(prefix="mfnet_labels_"), "labels.txt")
-    with open(labels_path, "w") as f:
-        f.write("".join(name + "\n" for name in class_names))
     return Serving()
 
 
@@ -104,13 +100,17 @@ def export_saved_model(model, out_dir, class_names=None, mean=None, std=None, fr
     class_names = list(class_names) if class_names else [str(i) for i in range(classes)]
     if len(class_names) != classes:
         raise ValueError(f"The model has {classes} classes but {len(class_names)} class names were given.")
-    module = _serving_module(model, class_names, mean or VIDEO_MEAN, std or VIDEO_STD, frame_interval)
-    signatures = {
-        "serving_default": module.serve,
-        "serve_float": module.serve_float,
-        "serve_examples": module.serve_examples,
-    }
-    tf.saved_model.save(module, out_dir, signatures=signatures)
+    with tempfile.TemporaryDirectory() as tmp:  # the asset is copied into the SavedModel when saving
+        labels_path = os.path.join(tmp, "labels.txt")
+        with open(labels_path, "w") as f:
+            f.write("".join(name + "\n" for name in class_names))
+        module = _serving_module(model, class_names, mean or VIDEO_MEAN, std or VIDEO_STD, frame_interval, labels_path)
+        signatures = {
+            "serving_default": module.serve,
+            "serve_float": module.serve_float,
+            "serve_examples": module.serve_examples,
+        }
+        tf.saved_model.save(module, out_dir, signatures=signatures)
     return out_dir
 
 

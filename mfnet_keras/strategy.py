@@ -24,7 +24,3 @@ def choose_strategy(verbose=True):
     if verbose:
         print(f"strategy: {name}, {strategy.num_replicas_in_sync} replica(s)")
     return strategy
-
-
-def is_multi_replica(strategy):
-    return strategy.num_replicas_in_sync > 1

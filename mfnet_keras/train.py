@@ -20,17 +20,24 @@ import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
 
 
+def read_labels(pattern):
+    """Class names from the `labels.txt` that `tfrecords_tools.pack` wrote beside the files, or None."""
+    import tensorflow as tf
+
+    labels_path = os.path.join(os.path.dirname(sorted(tf.io.gfile.glob(pattern))[0]), "labels.txt")
+    if not tf.io.gfile.exists(labels_path):
+        return None
+    with tf.io.gfile.GFile(labels_path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
 def records_info(pattern):
     """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files."""
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern))
     folder = os.path.dirname(files[0])
-    labels = None
-    labels_path = os.path.join(folder, "labels.txt")
-    if tf.io.gfile.exists(labels_path):
-        with tf.io.gfile.GFile(labels_path) as f:
-            labels = [line.strip() for line in f if line.strip()]
+    labels = read_labels(pattern)
     videos = None
     manifest_path = os.path.join(folder, "manifest.json")
     if tf.io.gfile.exists(manifest_path):

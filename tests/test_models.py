@@ -15,6 +15,7 @@ from test_case import (
 
 from mfnet_keras import models, profiling
 from mfnet_keras.profile import main as profile_main
+from mfnet_keras.profile import profile_rows
 
 RNG = np.random.default_rng(2)
 LAYOUT = os.path.join(os.path.dirname(__file__), "data", "official-checkpoint-layout.tsv")
@@ -53,7 +54,7 @@ def test_mfnet3d_reference_figures():
 
 def test_every_row_within_tolerance_of_the_paper():
     params_of = {}
-    for spec, params, flops in __import__("mfnet_keras.profile").profile.profile_rows(models.list_models()):
+    for spec, params, flops in profile_rows(models.list_models()):
         params_of[spec.name] = params
         assert abs(flops / spec.paper_flops - 1) <= 0.03, (spec.name, flops)
         if not spec.name.startswith("mobilenet"):
