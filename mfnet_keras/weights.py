@@ -1,22 +1,231 @@
-"""Initialising a model from saved weights: same-named layers, optionally inflating 2D kernels to 3D."""
+"""Pretrained weights: released PyTorch checkpoints, Keras files and 2D→3D inflation.
 
+Keras weight paths and the released checkpoint keys are one naming contract:
+`conv2.B01/conv_m1/conv/kernel` is `conv2.B01.conv_m1.conv.weight`. Kernels
+differ only in layout: PyTorch `(out, in/groups, *window)` against Keras
+`(*window, in/groups, out)`.
+"""
+
+import dataclasses
 import os
 
 import keras
 import numpy as np
 
+_TORCH_LEAF = {
+    "kernel": "weight",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+    "bias": "bias",
+}
+INFLATION_METHODS = ("inflation", "random")
 
-def inflate_kernel(kernel_2d, time_size):
-    """A 2D kernel `(kh, kw, in, out)` replicated `time_size` times along time and divided by it (I3D inflation)."""
-    return np.repeat(kernel_2d[None], time_size, axis=0) / time_size
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A released checkpoint: what it is, the input it expects and where it is published."""
+
+    name: str
+    file_name: str
+    model: str
+    num_classes: int
+    input_shape: tuple
+    mean: tuple  # for input scaled to [0, 1], as `data.mean` in the configs
+    std: tuple
+    source: str
+    note: str = ""
 
 
-def transfer(source, target, inflate=False, skip_classifier=False):
+_RELEASES = "https://github.com/cypw/PyTorch-MFNet (README, 'Pretrained models'; Google Drive and Baidu links)"
+_VIDEO_MEAN, _VIDEO_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PRESETS = (
+    Preset(
+        "mfnet2d_imagenet1k",
+        "MFNet2D_ImageNet1k-0000.pth",
+        "mfnet2d",
+        1000,
+        (224, 224, 3),
+        (124 / 255, 117 / 255, 104 / 255),
+        (1 / (0.0167 * 255),) * 3,
+        _RELEASES,
+        "trained on RGB in [0, 255] as (x - [124, 117, 104]) × 0.0167; mean/std here are the same map for [0, 1] input",
+    ),
+    Preset(
+        "mfnet3d_kinetics400",
+        "MFNet3D_Kinetics-400_72.8.pth",
+        "mfnet3d",
+        400,
+        (16, 224, 224, 3),
+        _VIDEO_MEAN,
+        _VIDEO_STD,
+        _RELEASES,
+        "72.8 % top-1 on Kinetics-400 val; frame interval 2",
+    ),
+    Preset(
+        "mfnet3d_ucf101_split1",
+        "MFNet3D_UCF-101_Split-1_96.3.pth",
+        "mfnet3d",
+        101,
+        (16, 224, 224, 3),
+        _VIDEO_MEAN,
+        _VIDEO_STD,
+        _RELEASES,
+        "fine-tuned from Kinetics-400; 96.3 % on UCF-101 split 1",
+    ),
+    Preset(
+        "mfnet3d_hmdb51_split1",
+        "MFNet3D_HMDB51_Split-1_74.6.pth",
+        "mfnet3d",
+        51,
+        (16, 224, 224, 3),
+        _VIDEO_MEAN,
+        _VIDEO_STD,
+        _RELEASES,
+        "fine-tuned from Kinetics-400; the file name is our guess: convert with --model mfnet3d if yours differs",
+    ),
+)
+
+
+def find_preset(path):
+    """The `Preset` whose file name is the basename of `path`, or None."""
+    base = os.path.basename(path)
+    return next((p for p in PRESETS if p.file_name == base), None)
+
+
+def checkpoint_key(path):
+    """Keras weight path → released PyTorch checkpoint key, e.g. `conv1.conv/kernel` → `conv1.conv.weight`."""
+    scope, _, leaf = path.rpartition("/")
+    return f"{scope.replace('/', '.')}.{_TORCH_LEAF[leaf]}"
+
+
+def to_keras_layout(value, path):
+    """A PyTorch tensor in the layout of the Keras weight at `path` (kernels transposed, the rest unchanged)."""
+    if not path.endswith("/kernel"):
+        return value
+    if value.ndim == 2:  # linear: (out, in) → (in, out)
+        return value.T
+    return np.moveaxis(value, (0, 1), (-1, -2))  # (out, in/g, *window) → (*window, in/g, out)
+
+
+def read_torch_state_dict(path):
+    """The tensors of a `.pth` file as `{key: ndarray}`, unwrapped and normalised.
+
+    Accepts a bare state dict or one wrapped as `{"state_dict": ...}`, keys with
+    or without DataParallel's `module.` prefix; drops `num_batches_tracked`.
+    Nothing in the file is executed (see `mfnet_keras.pth`).
+    """
+    from mfnet_keras import pth
+
+    if not os.path.exists(path):
+        raise ValueError(f"No such checkpoint file. Received: path={path}")
+    data = pth.load(path)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, np.ndarray) for v in data.values()):
+        raise ValueError(f"Not a state dict of tensors: {path}")
+    state = {}
+    for key, value in data.items():
+        key = key[len("module.") :] if key.startswith("module.") else key
+        if not key.endswith("num_batches_tracked"):
+            state[key] = value
+    return state
+
+
+def load_state_dict(model, state, skip_classifier=False):
+    """Fills every weight of `model` exactly once from a PyTorch state dict `{key: ndarray}`.
+
+    Missing, unexpected or misshapen tensors raise one ValueError listing them;
+    with `skip_classifier` the classifier is left as it is (fine-tuning on other
+    classes) and the checkpoint's classifier is ignored.
+    """
+    unused = set(state)
+    missing, misshapen, assignments = [], [], []
+    for weight in model.weights:
+        key = checkpoint_key(weight.path)
+        if key.startswith("classifier."):
+            unused.discard(key)
+            if skip_classifier:
+                continue
+        if key not in state:
+            missing.append(key)
+            continue
+        unused.discard(key)
+        value = to_keras_layout(state[key], weight.path)
+        if value.shape != tuple(weight.shape):
+            misshapen.append(f"{key} {list(state[key].shape)} (model needs {list(weight.shape)})")
+            continue
+        assignments.append((weight, value))
+    if skip_classifier:
+        unused = {k for k in unused if not k.startswith("classifier.")}
+    problems = [
+        f"{label} ({len(keys)}): {', '.join(sorted(keys)[:12])}{' …' if len(keys) > 12 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unused), ("wrong shape", misshapen))
+        if keys
+    ]
+    if problems:
+        raise ValueError(f"Checkpoint does not fit {model.name}: " + "; ".join(problems))
+    for weight, value in assignments:
+        weight.assign(value.astype(keras.backend.standardize_dtype(weight.dtype)))
+    return [weight.path for weight, _ in assignments]
+
+
+def load_torch_checkpoint(model, path, skip_classifier=False):
+    """Loads a released PyTorch MF-Net checkpoint (`.pth`) into `model`; returns the weight paths filled.
+
+    PyTorch need not be installed. See `read_torch_state_dict` for the accepted
+    file variants and `load_state_dict` for the checks.
+    """
+    return load_state_dict(model, read_torch_state_dict(path), skip_classifier=skip_classifier)
+
+
+def classifier_matches(model, state):
+    """Whether the checkpoint's classifier has the shape of the model's."""
+    kernel = next((w for w in model.weights if w.path == "classifier/kernel"), None)
+    found = state.get("classifier.weight")
+    return kernel is not None and found is not None and found.shape[::-1] == tuple(kernel.shape)
+
+
+def inflate_kernel(kernel_2d, time_size, method="inflation", seed=None):
+    """A 2D kernel `(kh, kw, in, out)` made 3D `(time_size, kh, kw, in, out)`.
+
+    "inflation" (I3D, the paper's §3.3): the kernel repeated along time and
+    divided by `time_size`, so a clip of identical frames gives the 2D response.
+    "random" (the official code's alternative): kernel/T in the first slice,
+    then groups of (noise, kernel/T, -noise), (noise, -noise) or kernel/T that
+    fill the rest, with noise uniform in ±mean|kernel/T|; the slices are then
+    shuffled along time independently at every kernel position.
+    """
+    if method not in INFLATION_METHODS:
+        raise ValueError(f"method must be one of {INFLATION_METHODS}. Received: method={method!r}")
+    scaled = kernel_2d / time_size
+    if method == "inflation" or time_size == 1:
+        return np.repeat(scaled[None], time_size, axis=0)
+    rng = np.random.default_rng(seed)
+    scale = np.abs(scaled).mean()
+    slices, remaining = [scaled], time_size - 1
+    while remaining:
+        if remaining >= 2:
+            noise = rng.uniform(-scale, scale, scaled.shape).astype(scaled.dtype)
+            group = [noise, scaled, -noise] if remaining >= 3 else [noise, -noise]
+            slices += group
+            remaining -= len(group)
+        else:
+            slices.append(scaled)
+            remaining -= 1
+    stacked = np.stack(slices)
+    order = rng.permuted(np.broadcast_to(np.arange(time_size)[:, None], (time_size, scaled.size)), axis=0)
+    flat = stacked.reshape(time_size, -1)
+    return np.take_along_axis(flat, order, axis=0).reshape(stacked.shape)
+
+
+def transfer(source, target, inflate=False, skip_classifier=False, method="inflation", seed=None):
     """Copies weights from `source` into the same-named weights of `target`; returns the paths filled.
 
     A weight whose shape differs is an error, except: with `inflate`, a 2D
-    kernel going into a 3D kernel is inflated along time; the classifier is
-    skipped when `skip_classifier` or when the class counts differ.
+    kernel going into a 3D kernel is inflated along time (`inflate_kernel`); the
+    classifier is skipped when `skip_classifier` or when the class counts differ.
     """
     source_weights = {w.path: w for w in source.weights}
     filled, problems = [], []
@@ -32,7 +241,7 @@ def transfer(source, target, inflate=False, skip_classifier=False):
             if weight.path.startswith("classifier/"):
                 continue
             if inflate and value.ndim + 1 == len(weight.shape) and value.shape == tuple(weight.shape[1:]):
-                value = inflate_kernel(value, weight.shape[0])
+                value = inflate_kernel(value, weight.shape[0], method, seed)
             else:
                 problems.append(f"{weight.path}: shape {value.shape} in the source, {tuple(weight.shape)} here")
                 continue
@@ -43,16 +252,47 @@ def transfer(source, target, inflate=False, skip_classifier=False):
     return filled
 
 
+def inflate_2d_to_3d(model_2d, model_3d, method="inflation", seed=None):
+    """Initialises a 3D model from its 2D counterpart (paper §3.3); returns the weight paths filled.
+
+    Every 2D kernel becomes a 3D kernel by `inflate_kernel(..., method)`;
+    BatchNorm and the classifier are copied as they are, and the classifier is
+    skipped when the class counts differ.
+    """
+    if method not in INFLATION_METHODS:
+        raise ValueError(f"method must be one of {INFLATION_METHODS}. Received: method={method!r}")
+    return transfer(model_2d, model_3d, inflate=True, method=method, seed=seed)
+
+
 def initialize(model, path, inflate=False, skip_classifier=False):
-    """Loads `.keras` (or `.weights.h5` of the same architecture) weights into `model`; returns the paths filled."""
+    """Loads `.pth`, `.keras` or `.weights.h5` weights into `model`; returns the paths filled.
+
+    With `inflate`, the file holds the 2D counterpart of this 3D model (for a
+    `.pth`, the 2D checkpoint is loaded into the registry's 2D model first).
+    """
+    if not os.path.exists(path):
+        raise ValueError(f"No such weights file. Received: path={path}")
     if path.endswith(".pth"):
-        raise ValueError(
-            "Importing PyTorch checkpoints is not available yet; convert to .keras first. Received: path=" + path
-        )
+        if not inflate:
+            return load_torch_checkpoint(model, path, skip_classifier=skip_classifier)
+        source = _model_2d_like(model, read_torch_state_dict(path))
+        return transfer(source, model, inflate=True, skip_classifier=skip_classifier)
     if path.endswith(".weights.h5"):
         model.load_weights(path)
         return [w.path for w in model.weights]
-    if not os.path.exists(path):
-        raise ValueError(f"No such weights file. Received: path={path}")
     source = keras.saving.load_model(path, compile=False)
     return transfer(source, model, inflate=inflate, skip_classifier=skip_classifier)
+
+
+def _model_2d_like(model_3d, state):
+    """The 2D twin of an MFNet 3D model with a 2D checkpoint loaded into it."""
+    config = model_3d.get_config()
+    kernel = state.get("classifier.weight")
+    config.update(
+        input_shape=tuple(config["input_shape"][1:]),
+        num_classes=kernel.shape[0] if kernel is not None else config["num_classes"],
+        name=f"{model_3d.name}_2d",
+    )
+    source = type(model_3d).from_config(config)
+    load_state_dict(source, state)
+    return source

@@ -16,6 +16,7 @@ from test_case import (
 from mfnet_keras import models, profiling
 from mfnet_keras.profile import main as profile_main
 from mfnet_keras.profile import profile_rows
+from mfnet_keras.weights import checkpoint_key
 
 RNG = np.random.default_rng(2)
 LAYOUT = os.path.join(os.path.dirname(__file__), "data", "official-checkpoint-layout.tsv")
@@ -81,20 +82,6 @@ def test_profile_cli_prints_every_model(capsys):
     assert "7,996,368" in out and "11.05 G" in out and "mfnet2d" in out
     with pytest.raises(SystemExit):
         profile_main(["mfnet4d"])
-
-
-def checkpoint_key(path):
-    """Keras weight path → released PyTorch checkpoint key (the naming contract)."""
-    scope, _, leaf = path.rpartition("/")
-    torch_leaf = {
-        "kernel": "weight",
-        "gamma": "weight",
-        "beta": "bias",
-        "moving_mean": "running_mean",
-        "moving_variance": "running_var",
-        "bias": "bias",
-    }[leaf]
-    return f"{scope.replace('/', '.')}.{torch_leaf}"
 
 
 def torch_shape(weight, leaf):

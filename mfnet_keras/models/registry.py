@@ -3,6 +3,7 @@
 import dataclasses
 import inspect
 
+from mfnet_keras import weights as weights_lib
 from mfnet_keras.models.mfnet import MFNet
 from mfnet_keras.models.mobilenet_v2 import MobileNetV2
 from mfnet_keras.models.resnet import ResNet
@@ -136,13 +137,18 @@ def get_spec(name):
     return _REGISTRY[name]
 
 
-def build(name, num_classes=None, input_shape=None, **options):
+def build(name, num_classes=None, input_shape=None, weights=None, **options):
     """Builds a registered variant.
 
     Args:
         name: one of `list_models()`.
-        num_classes: classifier size; defaults to the paper's (400 or 1000).
+        num_classes: classifier size; defaults to the paper's (400 or 1000), or
+            to the checkpoint's when `weights` is given.
         input_shape: e.g. `(8, 112, 112, 3)`; defaults to the paper's.
+        weights: a local weights file: a released PyTorch checkpoint (`.pth`,
+            see `mfnet_keras.weights.PRESETS`), `.keras` or `.weights.h5`.
+            When `num_classes` differs from the checkpoint's, the classifier
+            keeps its random initialisation (fine-tuning on other classes).
         **options: constructor arguments of the variant's class, e.g.
             `num_fibers`, `multiplexer`, `dropout`, `include_top`, `pooling`,
             `synchronized_bn`, `dtype`.
@@ -155,6 +161,11 @@ def build(name, num_classes=None, input_shape=None, **options):
                 f"Unknown option for model {name!r}; expected some of {sorted(accepted)}. "
                 f"Received: {key}={options[key]!r}"
             )
+    state = None
+    if weights is not None and str(weights).endswith(".pth"):
+        state = weights_lib.read_torch_state_dict(weights)
+        if num_classes is None and "classifier.weight" in state:
+            num_classes = state["classifier.weight"].shape[0]
     kwargs = {
         **spec.design,
         "num_classes": spec.num_classes if num_classes is None else num_classes,
@@ -162,4 +173,9 @@ def build(name, num_classes=None, input_shape=None, **options):
         "name": name,
         **options,
     }
-    return spec.cls(**kwargs)
+    model = spec.cls(**kwargs)
+    if state is not None:
+        weights_lib.load_state_dict(model, state, skip_classifier=not weights_lib.classifier_matches(model, state))
+    elif weights is not None:
+        weights_lib.initialize(model, str(weights))
+    return model

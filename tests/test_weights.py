@@ -1,0 +1,191 @@
+"""Pretrained weights: PyTorch checkpoint parity, safe reading, checkpoint variants, inflation, conversion."""
+
+import os
+import pickle
+
+import keras
+import numpy as np
+import pytest
+import torch
+from torch_mfnet import MFNet, randomized
+
+from mfnet_keras import models, pth, weights
+from mfnet_keras.convert import main as convert_main
+
+SHAPES = {"mfnet3d": (8, 64, 64, 3), "mfnet2d": (64, 64, 3)}
+
+
+def save(obj, path, legacy):
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def torch_models():
+    return {"mfnet3d": randomized(MFNet(11, dims=3), seed=1), "mfnet2d": randomized(MFNet(13, dims=2), seed=2)}
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+@pytest.mark.parametrize("name", ["mfnet3d", "mfnet2d"])
+def test_logits_match_the_pytorch_reference(name, legacy, torch_models, tmp_path):
+    reference = torch_models[name]
+    path = save(reference.state_dict(), tmp_path / f"{name}.pth", legacy)
+    model = models.build(name, input_shape=SHAPES[name], weights=path)
+    x = np.random.default_rng(0).standard_normal((2, *SHAPES[name])).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(np.moveaxis(x, -1, 1))).numpy()
+    got = keras.ops.convert_to_numpy(model(x, training=False))
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def _variant(state, wrapped, prefix, tracked):
+    state = {(f"module.{k}" if prefix else k): v for k, v in state.items() if tracked or "num_batches" not in k}
+    if wrapped:
+        return {"epoch": 12, "state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}
+    return state
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+@pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "wrapped"])
+@pytest.mark.parametrize("prefix", [False, True], ids=["plain", "module"])
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
+def test_every_checkpoint_variant_reads_the_same_tensors(legacy, wrapped, prefix, tracked, torch_models, tmp_path):
+    state = torch_models["mfnet2d"].state_dict()
+    path = save(_variant(state, wrapped, prefix, tracked), tmp_path / "v.pth", legacy)
+    read = weights.read_torch_state_dict(path)
+    expected = {k: v.numpy() for k, v in state.items() if "num_batches" not in k}
+    assert sorted(read) == sorted(expected)
+    for key, value in expected.items():
+        assert read[key].dtype == value.dtype and np.array_equal(read[key], value), key
+
+
+def test_a_variant_loads_into_the_model_and_fills_every_weight(torch_models, tmp_path):
+    state = torch_models["mfnet3d"].state_dict()
+    path = save(_variant(state, True, True, True), tmp_path / "v.pth", legacy=True)
+    model = models.build("mfnet3d", input_shape=SHAPES["mfnet3d"], num_classes=11)
+    filled = weights.load_torch_checkpoint(model, path)
+    assert sorted(filled) == sorted(w.path for w in model.weights)
+    assert np.array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("classifier").kernel), state["classifier.weight"].numpy().T
+    )
+
+
+def test_missing_unexpected_and_skipped_classifier(torch_models, tmp_path):
+    state = dict(torch_models["mfnet2d"].state_dict())
+    del state["conv3.B02.conv_m1.conv.weight"]
+    state["extra.weight"] = torch.zeros(3)
+    model = models.build("mfnet2d", input_shape=SHAPES["mfnet2d"], num_classes=5)
+    with pytest.raises(ValueError) as error:
+        weights.load_torch_checkpoint(model, save(state, tmp_path / "bad.pth", legacy=False))
+    assert str(error.value) == (
+        "Checkpoint does not fit mfnet2d: missing (1): conv3.B02.conv_m1.conv.weight; unexpected (1): extra.weight; "
+        "wrong shape (2): classifier.bias [13] (model needs [5]), classifier.weight [13, 768] (model needs [768, 5])"
+    )
+    good = dict(torch_models["mfnet2d"].state_dict())
+    before = keras.ops.convert_to_numpy(model.get_layer("classifier").kernel)
+    filled = weights.load_torch_checkpoint(model, save(good, tmp_path / "ok.pth", False), skip_classifier=True)
+    assert len(filled) == len(model.weights) - 2
+    assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("classifier").kernel), before)
+    other = models.build("mfnet2d", input_shape=SHAPES["mfnet2d"], num_classes=5, weights=str(tmp_path / "ok.pth"))
+    assert other.get_layer("classifier").units == 5
+
+
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "legacy", "zip"])
+def test_a_malicious_pickle_is_refused_and_nothing_runs(kind, tmp_path):
+    marker = tmp_path / "ran"
+    payload = {"evil": _RunsACommand(marker), "conv1.conv.weight": torch.zeros(2)}
+    path = tmp_path / "evil.pth"
+    if kind == "pickle":
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    else:
+        save(payload, path, legacy=kind == "legacy")
+    with pytest.raises(pth.UnsafeCheckpointError) as error:
+        weights.read_torch_state_dict(str(path))
+    assert str(error.value) == (
+        f"Refusing to load '{os.system.__module__}.system' from the checkpoint: only tensors, numbers, strings "
+        "and containers can be read, and this file asks for something else"
+    )
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "text.pth"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match="Not a readable PyTorch checkpoint"):
+        weights.read_torch_state_dict(str(path))
+
+
+def test_inflated_conv_equals_the_2d_conv_on_a_static_clip():
+    model_2d = models.build("mfnet2d", input_shape=(32, 32, 3), num_classes=4)
+    model_3d = models.build("mfnet3d", input_shape=(6, 32, 32, 3), num_classes=4)
+    filled = weights.inflate_2d_to_3d(model_2d, model_3d)
+    assert sorted(filled) == sorted(w.path for w in model_3d.weights)
+    for layer, image_shape in (("conv1.conv", (1, 32, 32, 3)), ("conv2.B02", (1, 8, 8, 96))):
+        image = np.random.default_rng(3).standard_normal(image_shape).astype("float32")
+        clip = np.repeat(image[:, None], 6, axis=1)  # every frame the same image
+        expected = keras.ops.convert_to_numpy(model_2d.get_layer(layer)(image, training=False))
+        got = keras.ops.convert_to_numpy(model_3d.get_layer(layer)(clip, training=False))
+        tolerance = 1e-5 * np.abs(expected).max()
+        for t in range(1, got.shape[1] - 1):  # the first and last frames see temporal zero padding
+            np.testing.assert_allclose(got[:, t], expected, atol=tolerance)
+        assert not np.allclose(got[:, 0], expected, atol=tolerance)
+
+
+def test_model_init_inflates_a_2d_checkpoint(torch_models, tmp_path):
+    state = torch_models["mfnet2d"].state_dict()
+    path = save(state, tmp_path / "2d.pth", legacy=False)
+    model_3d = models.build("mfnet3d", input_shape=(4, 32, 32, 3), num_classes=4)
+    filled = weights.initialize(model_3d, path, inflate=True)
+    assert len(filled) == len(model_3d.weights) - 2  # 13 classes in the checkpoint, 4 here
+    kernel = keras.ops.convert_to_numpy(model_3d.get_layer("conv1.conv").kernel)
+    expected = weights.inflate_kernel(weights.to_keras_layout(state["conv1.conv.weight"].numpy(), "c/kernel"), 3)
+    np.testing.assert_allclose(kernel, expected, rtol=1e-6)
+
+
+def test_inflation_methods():
+    kernel = np.random.default_rng(5).standard_normal((3, 3, 2, 4)).astype("float32")
+    inflated = weights.inflate_kernel(kernel, 3)
+    assert inflated.shape == (3, 3, 3, 2, 4)
+    np.testing.assert_allclose(inflated.sum(axis=0), kernel, rtol=1e-6)
+    random = weights.inflate_kernel(kernel, 3, method="random", seed=0)
+    np.testing.assert_allclose(random.sum(axis=0), kernel / 3, rtol=1e-5, atol=1e-6)  # one copy, noise cancels
+    is_copy = np.isclose(random, kernel / 3)
+    assert np.array_equal(is_copy.sum(axis=0), np.ones(kernel.shape))  # one kernel/T slice at every position
+    assert np.abs(random[~is_copy]).max() <= np.abs(kernel / 3).mean()
+    np.testing.assert_array_equal(random, weights.inflate_kernel(kernel, 3, method="random", seed=0))
+    with pytest.raises(ValueError, match="Received: method='mean'"):
+        weights.inflate_kernel(kernel, 3, method="mean")
+
+
+def test_convert_command(torch_models, tmp_path, capsys):
+    state = torch_models["mfnet2d"].state_dict()
+    src = save({"state_dict": state}, tmp_path / "MFNet2D_ImageNet1k-0000.pth", legacy=True)
+    out = str(tmp_path / "mfnet2d.weights.h5")
+    assert convert_main([src, out]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "data.mean=[0.4863, 0.4588, 0.4078] data.std=[0.2348, 0.2348, 0.2348]" in printed
+    model = models.build("mfnet2d", num_classes=13)
+    model.load_weights(out)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("classifier").bias), state["classifier.bias"].numpy()
+    )
+    assert convert_main([str(tmp_path / "missing.pth"), out]) == 2
+    assert "error: No such checkpoint file" in capsys.readouterr().err
+
+
+def test_presets_table():
+    names = {p.name for p in weights.PRESETS}
+    assert {"mfnet2d_imagenet1k", "mfnet3d_kinetics400", "mfnet3d_ucf101_split1", "mfnet3d_hmdb51_split1"} <= names
+    preset = weights.find_preset("/data/MFNet3D_Kinetics-400_72.8.pth")
+    assert preset.model == "mfnet3d" and preset.num_classes == 400 and preset.std == (0.229, 0.224, 0.225)
+    for p in weights.PRESETS:
+        assert p.model in models.list_models()
