@@ -26,12 +26,14 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     from that step of that epoch.
 
     Also keeps `last.keras` (each epoch) and `best.keras` (best `monitor`), the
-    best value surviving restarts through `state.json`.
+    best value surviving restarts through `state.json`. With `write=False` (the
+    non-chief workers of a multi-worker run) it only restores.
     """
 
-    def __init__(self, directory, save_every_steps, steps_per_epoch, monitor="val_accuracy", mode="max"):
+    def __init__(self, directory, save_every_steps, steps_per_epoch, monitor="val_accuracy", mode="max", write=True):
         super().__init__()
         self.directory = directory
+        self.write = write
         self.save_every_steps = save_every_steps
         self.steps_per_epoch = steps_per_epoch
         self.monitor = monitor
@@ -58,6 +60,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         return self.state["epoch"], self.state["step"]
 
     def _save(self, epoch, step):
+        if not self.write:
+            return
         name = f"ckpt-{int(self.model.optimizer.iterations.numpy()):09d}.weights.h5"
         previous = self.state.get("checkpoint")
         if name == previous:
@@ -83,10 +87,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if value is not None:
             best = self.state.get("best")
             better = best is None or (value > best if self.mode == "max" else value < best)
-            if better:
+            if better and self.write:
                 self.state["best"] = float(value)
                 self.model.save(os.path.join(self.directory, "best.keras"))
-        self.model.save(os.path.join(self.directory, "last.keras"))
+        if self.write:
+            self.model.save(os.path.join(self.directory, "last.keras"))
         self._save(epoch + 1, 0)
 
 

@@ -24,3 +24,57 @@ def choose_strategy(verbose=True):
     if verbose:
         print(f"strategy: {name}, {strategy.num_replicas_in_sync} replica(s)")
     return strategy
+
+
+def worker_role():
+    """`(index, is_chief)` of this process in a `TF_CONFIG` cluster; `(0, True)` without one.
+
+    Worker 0 is the chief (there is no separate "chief" task in our clusters):
+    only it writes checkpoints, logs and the final model.
+    """
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    index = int(task.get("index", 0))
+    return index, task.get("type", "worker") == "chief" or (task.get("type", "worker") == "worker" and index == 0)
+
+
+def is_multi_worker(strategy):
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def enable_multi_worker_fit(model):
+    """Lets `model.fit` / `evaluate` run under `MultiWorkerMirroredStrategy` in Keras 3 (keras-team/keras#20585).
+
+    Keras fails there twice: before the first step it all-reduces a data batch
+    eagerly just to learn its shapes (`Attempt to convert a value (PerReplica…)`),
+    and after each step it reduces every logged scalar with `axis=0`. This
+    instance-level patch takes the shapes from the local replica's batch, and
+    gives each logged value a leading axis of 1 so that the reduction averages
+    it over the workers into a scalar. Only the model passed in is changed.
+    """
+    import keras
+    import tensorflow as tf
+
+    symbolic_build = model._maybe_symbolic_build
+    train_step, test_step = model.train_step, model.test_step
+
+    def local_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                batch = next(batches)
+                break
+            strategy = model.distribute_strategy
+            data_batch = keras.tree.map_structure(lambda v: strategy.experimental_local_results(v)[0], batch)
+        return symbolic_build(iterator=None, data_batch=data_batch)
+
+    def with_leading_axis(step):
+        def wrapped(data):
+            return keras.tree.map_structure(lambda v: tf.expand_dims(v, 0), step(data))
+
+        return wrapped
+
+    model._maybe_symbolic_build = local_symbolic_build
+    model.train_step = with_leading_axis(train_step)
+    model.test_step = with_leading_axis(test_step)
+    return model

@@ -182,7 +182,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
 
     from mfnet_keras.callbacks import ResumableCheckpoint, TerminateOnNaN
     from mfnet_keras.data import BadDataLogger
-    from mfnet_keras.strategy import choose_strategy
+    from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
     os.makedirs(output, exist_ok=True)
     labels, videos = records_info(config["data"]["train"])
@@ -197,9 +197,11 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if on_tpu else "mixed_float16")
     batch = config["train"]["batch_size"]
     steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
-    with open(os.path.join(output, "config.yaml"), "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    if labels:
+    chief = worker_role()[1]
+    if chief:
+        with open(os.path.join(output, "config.yaml"), "w") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
+    if labels and chief:
         with open(os.path.join(output, "labels.txt"), "w") as f:
             f.write("".join(name + "\n" for name in labels))
 
@@ -220,24 +222,27 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
                 return categorical(keras.ops.one_hot(keras.ops.cast(y_true, "int32"), classes), y_pred)
 
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    if is_multi_worker(strategy):
+        enable_multi_worker_fit(model)
 
     checkpoints = ResumableCheckpoint(
         os.path.join(output, "checkpoints"),
         config["train"]["save_every_steps"],
         steps,
         monitor="val_accuracy" if eval_ds is not None else "accuracy",
+        write=chief,
     )
     nan_guard = TerminateOnNaN()
-    callbacks = [
-        checkpoints,
-        nan_guard,
-        BadDataLogger(counter),
-        keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
-    ]
-    model.optimizer.build(model.trainable_variables)
-    checkpoints.set_model(model)
-    epoch, step = checkpoints.load_state()
+    callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
+    if chief:  # the other workers hold the same weights and read the chief's checkpoints on resume
+        callbacks += [
+            keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
+            keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
+        ]
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+        checkpoints.set_model(model)
+        epoch, step = checkpoints.load_state()
     epochs = config["train"]["epochs"]
     if epoch or step:
         print(f"resuming from epoch {epoch + 1}, step {step} (of {steps}) in {output}")
@@ -259,9 +264,10 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
     if nan_guard.message:
         raise RuntimeError(nan_guard.message)
-    model.save(os.path.join(output, "model.keras"))
-    shutil.copyfile(os.path.join(output, "model.keras"), os.path.join(output, "checkpoints", "last.keras"))
-    print(f"saved {os.path.join(output, 'model.keras')}")
+    if chief:
+        model.save(os.path.join(output, "model.keras"))
+        shutil.copyfile(os.path.join(output, "model.keras"), os.path.join(output, "checkpoints", "last.keras"))
+        print(f"saved {os.path.join(output, 'model.keras')}")
     return history
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -198,6 +199,48 @@ def test_synchronized_batch_norm_uses_global_statistics():
     variances = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(variances["True"], [1.0] * 3, rtol=1e-5)  # global statistics
     np.testing.assert_allclose(variances["False"], [0.9] * 3, rtol=1e-5)  # per-replica statistics
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_train_on_loopback(tmp_path, records):
+    """`model.fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585 worked around): two workers on
+    127.0.0.1 train in lockstep with a global batch split between them; only the chief writes."""
+    path = tiny_config(tmp_path, records, epochs=2, steps_per_epoch=3, save_every_steps=2)
+    out = tmp_path / "run"
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(tf_config))
+        command = [sys.executable, "-m", "mfnet_keras.train", "--config", str(path), "--output", str(out)]
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300)[0])
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+        assert "strategy: MultiWorkerMirroredStrategy, 2 replica(s)" in output
+    model = keras.saving.load_model(str(out / "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 6
+    assert model.get_layer("conv2.B01").conv_m1.bn.synchronized
+    log = (out / "log.csv").read_text().strip().splitlines()
+    assert len(log) == 3 and "val_accuracy" in log[0]
+    assert "saved" in outputs[0] and "saved" not in outputs[1]
 
 
 def test_sgd_l2_and_lr_multipliers_match_pytorch_rule():
