@@ -53,7 +53,7 @@ SCHEMA = {
         "pretrained_lr_mult": 1.0,  # lr multiplier of layers loaded from `model.init` (official fine-tuning: 0.2)
         "label_smoothing": 0.0,
         "save_every_steps": 100,  # resumable checkpoint interval
-        "seed": 0,
+        "seed": 0,  # seeds the data order and augmentation and the initial weights
         "validate_every_epochs": 1,
     },
     "eval": {

@@ -95,7 +95,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfnet_keras.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="runs/demo", help="demo folder (default: runs/demo)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of both configs"
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override keys of both configs"
     )
     args = parser.parse_args(argv)
     run(args.output, args.set)

@@ -63,13 +63,11 @@ def video_metrics(probs, labels, video_index, class_names):
 
 
 def plot_per_class(per_class, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     items = sorted(((v["accuracy"], k) for k, v in per_class.items() if v["accuracy"] is not None), reverse=True)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(items)), 4))
+    fig = Figure(figsize=(max(6, 0.35 * len(items)), 4))
+    ax = fig.subplots()
     ax.bar(range(len(items)), [100 * a for a, _ in items], color="#3b75af")
     ax.set_xticks(range(len(items)))
     ax.set_xticklabels([k for _, k in items], rotation=90 if len(items) <= 60 else 0, fontsize=8)
@@ -81,19 +79,16 @@ def plot_per_class(per_class, path, title):
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(confusion, class_names, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     confusion = np.asarray(confusion, float)
     rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     size = max(4, 0.4 * len(class_names))
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     if len(class_names) <= 40:
         ax.set_xticks(range(len(class_names)))
@@ -106,7 +101,6 @@ def plot_confusion(confusion, class_names, path, title):
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def predict_views(model, config, pattern):
@@ -184,7 +178,9 @@ def main(argv=None):
     )
     parser.add_argument("--config", required=True, help="the training config (data, clip size, eval views)")
     parser.add_argument("--weights", required=True, help="a .keras model (e.g. runs/NAME/model.keras)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
+    )
     parser.add_argument("--output", help="report folder (default: <weights folder>/eval)")
     args = parser.parse_args(argv)
     try:

@@ -206,6 +206,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
             f.write("".join(name + "\n" for name in labels))
 
     train_ds, eval_ds, counter = make_datasets(config, strategy, shape)
+    keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
     with strategy.scope():
         model, loaded = build_model(config, shape, strategy)
         optimizer = make_optimizer(config, steps, loaded)
@@ -278,7 +279,9 @@ def main(argv=None):
         "Re-running the same command resumes an interrupted run.",
     )
     parser.add_argument("--config", required=True, help="YAML config (see configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
+    )
     parser.add_argument("--output", help="run folder (default: runs/<config name>)")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (mixed_bfloat16 on TPU)")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")

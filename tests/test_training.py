@@ -65,13 +65,14 @@ def tiny_config(tmp_path, records, **train_overrides):
         (["train.batch_size=0"], "config error: train.batch_size must be >= 1, got 0"),
         (["data.flip=maybe"], "config error: data.flip must be bool, got 'maybe'"),
         (["oops"], "config error: --set takes key=value, got 'oops'"),
+        (["train.epochs=2 train.batch_size=-1"], "config error: train.batch_size must be >= 1, got -1"),
     ],
 )
 def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, overrides, message):
     path = tiny_config(tmp_path, records)
     argv = ["--config", str(path), "--output", str(tmp_path / "run")]
     for item in overrides:
-        argv += ["--set", item]
+        argv += ["--set", *item.split()]  # several KEY=VALUE after one --set, or one each
     assert train.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err

@@ -56,15 +56,13 @@ def scan(paths, verify=False, progress=None):
 
 def contact_sheet(paths, out_path, clips=6, frames_per_clip=8, seed=0):
     """Writes a PNG grid: one row per clip (spread over the files), evenly spaced frames, labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     records = list(iter_records(paths))
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(records), size=min(clips, len(records)), replace=False))
-    fig, axes = plt.subplots(len(chosen), frames_per_clip, figsize=(frames_per_clip * 1.6, len(chosen) * 1.7))
+    fig = Figure(figsize=(frames_per_clip * 1.6, len(chosen) * 1.7))
+    axes = fig.subplots(len(chosen), frames_per_clip)
     axes = np.atleast_2d(axes)
     for row, r in enumerate(chosen):
         images, context = schema.parse_sequence_example(records[r][2])
@@ -81,7 +79,6 @@ def contact_sheet(paths, out_path, clips=6, frames_per_clip=8, seed=0):
                 ax.set_title(f"frame {f}", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_path, dpi=80)
-    plt.close(fig)
 
 
 def main(argv=None):
