@@ -29,6 +29,7 @@ SCHEMA = {
         "frame_intervals": [2],
         "speed_jitter": 0.0,
         "flip": True,
+        "reverse_pairs": [],  # [[a, b], ...]: a clip of class a played backwards is one of b (and b's of a)
         "color_jitter": [15, 35, 25],  # [] = off
         "scale_range": [],  # [] = crop_size x [1, 288/224]
         "aspect_range": [0.8, 1.25],

@@ -62,10 +62,6 @@ def _rebuild_parameter(data, *unused):
     return data
 
 
-def _ordered_dict(*args):
-    return collections.OrderedDict(*args)
-
-
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file, load_storage):
         super().__init__(file)
@@ -149,7 +145,7 @@ def _load_legacy(path):
             (size,) = struct.unpack("<q", f.read(8))
             itemsize = 2 if _as_dtype(storage_type) is None else _as_dtype(storage_type).itemsize
             storages[key] = _from_bytes(f.read(size * itemsize), storage_type)
-    return _resolve(result, storages, views)
+    return _resolve(result)
 
 
 class _LazyStorage:
@@ -170,14 +166,15 @@ class _LazyTensor:
         self.args = storage, offset, size, stride
 
 
-def _resolve(value, storages, views):
+def _resolve(value):
+    """`value` with every `_LazyTensor` in it rebuilt, once the legacy file's storages are read."""
     if isinstance(value, _LazyTensor):
         storage, offset, size, stride = value.args
         return _rebuild_tensor(storage.array(), offset, size, stride)
     if isinstance(value, dict):
-        return type(value)((k, _resolve(v, storages, views)) for k, v in value.items())
+        return type(value)((k, _resolve(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v, storages, views) for v in value)
+        return type(value)(_resolve(v) for v in value)
     return value
 
 
@@ -188,7 +185,7 @@ def _rebuild_any(storage, offset, size, stride, *unused):
 
 
 _ALLOWED = {
-    ("collections", "OrderedDict"): _ordered_dict,
+    ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor"): _rebuild_any,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_any,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,

@@ -61,8 +61,41 @@ def input_shape(config):
     return (size, size, 3) if two_d else (config["model"]["clip_length"], size, size, 3)
 
 
-def make_datasets(config, strategy, shape):
-    """Distributed train and validation datasets of the config."""
+def reverse_in_time(pairs, class_names, clip_length):
+    """A batch map that plays half the clips backwards and relabels them by `pairs`, or None without pairs.
+
+    For classes that are each other's time reversal (move left / move right,
+    grow / shrink): the reversed clip of one is a genuine clip of the other.
+    """
+    import tensorflow as tf
+
+    if not pairs:
+        return None
+    if clip_length < 2:
+        raise ConfigError("config error: data.reverse_pairs needs clips of several frames (model.clip_length >= 2)")
+    names = list(class_names or [])
+    table = list(range(len(names)))
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2 or any(name not in names for name in pair):
+            raise ConfigError(
+                f"config error: data.reverse_pairs takes pairs of class names from labels.txt, got {pair!r}"
+            )
+        a, b = names.index(pair[0]), names.index(pair[1])
+        table[a], table[b] = b, a
+    table = tf.constant(table)
+
+    def reverse(clips, labels):
+        flip = tf.random.uniform(tf.shape(labels)[:1]) < 0.5
+        reversed_clips = tf.reverse(clips, axis=[1])
+        clips = tf.where(tf.reshape(flip, [-1, 1, 1, 1, 1]), reversed_clips, clips)
+        labels = tf.where(flip, tf.gather(table, tf.cast(labels, tf.int32)), tf.cast(labels, tf.int32))
+        return clips, labels
+
+    return reverse
+
+
+def make_datasets(config, strategy, shape, reverse=None):
+    """Distributed train and validation datasets of the config; `reverse` is `reverse_in_time`'s map."""
     import tensorflow as tf
 
     from mfnet_keras.data import BadDataCounter, make_dataset
@@ -98,7 +131,10 @@ def make_datasets(config, strategy, shape):
             bad_data_counter=counter,
             **common,
         )
-        return ds.repeat().map(shape_for_model)
+        ds = ds.repeat()
+        if reverse is not None:
+            ds = ds.map(reverse, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(shape_for_model)
 
     def eval_fn(context):
         ds = make_dataset(
@@ -184,8 +220,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     from mfnet_keras.data import BadDataLogger
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
-    os.makedirs(output, exist_ok=True)
     labels, videos = records_info(config["data"]["train"])
+    reverse = reverse_in_time(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
+    os.makedirs(output, exist_ok=True)
     if config["model"]["num_classes"] is None:
         if not labels:
             raise ConfigError("config error: model.num_classes is not set and there is no labels.txt beside data.train")
@@ -205,7 +242,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         with open(os.path.join(output, "labels.txt"), "w") as f:
             f.write("".join(name + "\n" for name in labels))
 
-    train_ds, eval_ds, counter = make_datasets(config, strategy, shape)
+    train_ds, eval_ds, counter = make_datasets(config, strategy, shape, reverse)
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
     with strategy.scope():
         model, loaded = build_model(config, shape, strategy)

@@ -66,6 +66,10 @@ def tiny_config(tmp_path, records, **train_overrides):
         (["data.flip=maybe"], "config error: data.flip must be bool, got 'maybe'"),
         (["oops"], "config error: --set takes key=value, got 'oops'"),
         (["train.epochs=2 train.batch_size=-1"], "config error: train.batch_size must be >= 1, got -1"),
+        (
+            ["data.reverse_pairs=[[move_left,nope]]"],
+            "config error: data.reverse_pairs takes pairs of class names from labels.txt, got ['move_left', 'nope']",
+        ),
     ],
 )
 def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, overrides, message):
@@ -242,6 +246,20 @@ def test_two_worker_processes_train_on_loopback(tmp_path, records):
     log = (out / "log.csv").read_text().strip().splitlines()
     assert len(log) == 3 and "val_accuracy" in log[0]
     assert "saved" in outputs[0] and "saved" not in outputs[1]
+
+
+def test_reverse_in_time_plays_clips_backwards_and_swaps_their_labels():
+    reverse = train.reverse_in_time([["a", "b"]], ["a", "b", "c"], clip_length=4)
+    clips = np.arange(64 * 4, dtype="float32").reshape(64, 4, 1, 1, 1) % 4  # frame t holds t
+    labels = np.array([0, 1, 2, 2] * 16)
+    out, new = (t.numpy() for t in reverse(clips, labels))
+    flipped = out[:, 0, 0, 0, 0] == 3
+    assert 10 < flipped.sum() < 54  # about half
+    np.testing.assert_array_equal(out[flipped, :, 0, 0, 0], np.tile([3, 2, 1, 0], (flipped.sum(), 1)))
+    np.testing.assert_array_equal(out[~flipped, :, 0, 0, 0], np.tile([0, 1, 2, 3], ((~flipped).sum(), 1)))
+    np.testing.assert_array_equal(new[flipped], np.array([1, 0, 2])[labels[flipped]])
+    np.testing.assert_array_equal(new[~flipped], labels[~flipped])
+    assert train.reverse_in_time([], ["a"], 4) is None
 
 
 def test_sgd_l2_and_lr_multipliers_match_pytorch_rule():
