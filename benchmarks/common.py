@@ -56,6 +56,11 @@ def rss_mb():
 
 
 def peak_rss_mb():
+    """High-water resident memory of this process (VmHWM: unlike ru_maxrss, not inherited across fork and exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -76,7 +81,7 @@ def memory_child(make_runner, side, batch):
 
 def measure_memory(script, side, batch):
     """Peak memory (MB) above the framework's import of building and running `side` at `batch`, in a fresh process."""
-    command = [sys.executable, script, "--memory-child", "run", side, str(batch)]
+    command = [sys.executable, script, "--memory-child", side, str(batch)]
     out = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     lines = [line for line in out.stdout.splitlines() if line.startswith("peak_mb")]
     return float(lines[-1].split()[1]) if lines else float("nan")
@@ -124,16 +129,16 @@ def main(doc, script, make_runner, sides, argv=None, macs_factor=1):
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
-    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("SIDE", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        memory_child(make_runner, args.memory_child[1], int(args.memory_child[2]))
+        memory_child(make_runner, args.memory_child[0], int(args.memory_child[1]))
         return 0
     import torch
 
     print(f"machine: {machine()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
     peak = matmul_peak()
-    print(f"float32 matmul peak: {peak / 1e9:.1f} GMAC/s (NumPy {2048}x{2048})")
+    print(f"float32 matmul peak: {peak / 1e9:.1f} GMAC/s (NumPy 2048x2048)")
     rows = []
     for batch in args.batches:
         runners = {side: make_runner(side, batch) for side in sides}
