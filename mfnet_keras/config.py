@@ -22,6 +22,7 @@ SCHEMA = {
         "init": None,  # initial weights: .keras / .weights.h5 / .pth
         "inflate": False,  # `init` is a 2D model to inflate into this 3D one
         "skip_classifier": False,  # do not load the classifier from `init` (other classes)
+        "zero_init_residual": False,  # from scratch: residual branches start at zero (weights.zero_init_residual)
     },
     "data": {
         "train": "",  # glob of training TFRecords (required)

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import sys
+import warnings
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
@@ -170,6 +171,10 @@ def build_model(config, shape, strategy):
         **model_cfg["options"],
     )
     loaded = []
+    if model_cfg["zero_init_residual"]:
+        from mfnet_keras import weights
+
+        weights.zero_init_residual(model)
     if model_cfg["init"]:
         from mfnet_keras import weights
 
@@ -294,12 +299,15 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         shuffle=False,  # the dataset shuffles itself
     )
     history = None
-    if step and epoch < epochs:  # finish the interrupted epoch first
-        checkpoints.step_offset = step
-        history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
-        epoch += 1
-    if epoch < epochs and not nan_guard.message:
-        history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
+    with warnings.catch_warnings():
+        # The training data repeat, so only the finite validation set "runs out": that is how a pass over it ends.
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        if step and epoch < epochs:  # finish the interrupted epoch first
+            checkpoints.step_offset = step
+            history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
+            epoch += 1
+        if epoch < epochs and not nan_guard.message:
+            history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
     if nan_guard.message:
         raise RuntimeError(nan_guard.message)
     if chief:

@@ -296,3 +296,29 @@ def _model_2d_like(model_3d, state):
     source = type(model_3d).from_config(config)
     load_state_dict(source, state)
     return source
+
+
+def zero_init_residual(model):
+    """Zeroes the last kernel of every residual branch that adds to an unchanged input; returns the paths.
+
+    Those are `conv_m2` of the units that are not a stage's first and
+    `conv_i2` of every multiplexer. Each such unit then starts as the
+    identity, so a deep network from scratch begins as a shallow one and
+    learns faster (Goyal et al. 2017, "zero-γ"; in a pre-activation unit the
+    last conv plays the role of the last BatchNorm's γ).
+    """
+    from mfnet_keras.layers import MultiFiberUnit
+    from mfnet_keras.layers.blocks import Multiplexer
+
+    zeroed = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        branches = []
+        if isinstance(layer, MultiFiberUnit):
+            branches = [getattr(layer, "conv_i2", None), None if layer.first_unit else layer.conv_m2]
+        elif isinstance(layer, Multiplexer):
+            branches = [layer.conv_i2]
+        for branch in filter(None, branches):
+            kernel = branch.conv.kernel
+            kernel.assign(keras.ops.zeros(kernel.shape, kernel.dtype))
+            zeroed.append(kernel.path)
+    return zeroed

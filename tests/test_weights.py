@@ -189,3 +189,17 @@ def test_presets_table():
     assert preset.model == "mfnet3d" and preset.num_classes == 400 and preset.std == (0.229, 0.224, 0.225)
     for p in weights.PRESETS:
         assert p.model in models.list_models()
+
+
+def test_zero_init_residual_makes_every_identity_unit_the_identity():
+    model = models.build("mfnet3d", num_classes=5, input_shape=(4, 32, 32, 3))
+    zeroed = weights.zero_init_residual(model)
+    # 16 units have a multiplexer; 12 of them (not a stage's first) also add to an unchanged input.
+    assert len(zeroed) == 16 + 12
+    assert "conv2.B02/conv_m2/conv/kernel" in zeroed and "conv2.B01/conv_i2/conv/kernel" in zeroed
+    assert "conv2.B01/conv_m2/conv/kernel" not in zeroed
+    x = np.random.default_rng(0).standard_normal((2, 4, 16, 16, 96)).astype("float32")
+    unit = model.get_layer("conv2.B02")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(unit(x, training=False)), x)
+    first = model.get_layer("conv2.B01")
+    assert np.abs(keras.ops.convert_to_numpy(first(x[..., :16], training=False))).max() > 0
