@@ -84,15 +84,22 @@ def test_unit_structure_2d_and_no_multiplexer():
     assert kernel_shapes(unit) == {"conv_m1/conv/kernel": (3, 3, 6, 96), "conv_m2/conv/kernel": (3, 3, 6, 96)}
 
 
-def test_unit_forward_equals_composition():
-    x = RNG.standard_normal((2, 4, 8, 8, 32)).astype("float32")
-    unit = MultiFiberUnit(64, num_fibers=8, strides=(1, 2, 2), first_unit=True)
+@pytest.mark.parametrize(
+    "shape, first_unit, strides",
+    [((2, 4, 8, 8, 32), True, (1, 2, 2)), ((2, 4, 8, 8, 64), False, 1), ((2, 8, 8, 64), False, 1)],
+    ids=["first-3d", "inner-3d", "inner-2d"],
+)
+def test_unit_forward_equals_composition(shape, first_unit, strides):
+    # In inference the unit folds two BatchNorms into the convs before them and keeps fibers split:
+    # it must equal its sublayers called one after the other.
+    x = RNG.standard_normal(shape).astype("float32")
+    unit = MultiFiberUnit(64, num_fibers=8, strides=strides, first_unit=first_unit)
     y = unit(x, training=False)
     randomize_bn(unit)
     y = np.asarray(unit(x, training=False))
     x_in = x + np.asarray(unit.conv_i2(unit.conv_i1(x, training=False), training=False))
     h = unit.conv_m2(unit.conv_m1(x_in, training=False), training=False)
-    want = np.asarray(h) + np.asarray(unit.conv_w1(x, training=False))
+    want = np.asarray(h) + (np.asarray(unit.conv_w1(x, training=False)) if first_unit else x)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
     assert y.shape == unit.compute_output_shape(x.shape)
 

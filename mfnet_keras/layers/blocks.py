@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mfnet_keras.layers.fiber_conv import FiberConv, _check_ints
+from mfnet_keras.layers.fiber_conv import FiberConv, _check_ints, join_fibers
 
 BN_EPSILON = 1e-5
 # PyTorch's BatchNorm momentum 0.1 is Keras's 0.9 (weight of the old statistic).
@@ -15,6 +15,26 @@ def batch_norm(name, synchronized=False, dtype=None):
     return keras.layers.BatchNormalization(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, synchronized=synchronized, name=name, dtype=dtype
     )
+
+
+def _folded_pair(first, second, inputs):
+    """Inference form of `relu(second.bn(first(inputs)))`, as a list of fibers.
+
+    `second.bn` normalises exactly what `first.conv` outputs, so with fixed
+    statistics it is a per-channel scale, folded into `first.conv`'s kernel,
+    and a shift, added before the ReLU: one pass over the activations instead
+    of three, and fibered layers stay split (no concatenation) up to
+    `second.conv`. Gradients still reach every weight.
+    """
+    bn = second.bn
+    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(ops.cast(bn.moving_variance, "float32") + bn.epsilon)
+    shift = ops.cast(bn.beta, "float32") - ops.cast(bn.moving_mean, "float32") * scale
+    hidden = ops.relu(first.bn(inputs, training=False))
+    dtype = hidden.dtype  # the compute dtype, also under mixed precision
+    ys = first.conv.fibers(hidden, ops.cast(ops.cast(first.conv.kernel, "float32") * scale, dtype))
+    shift = ops.cast(shift, dtype)
+    shifts = ops.split(shift, len(ys)) if len(ys) > 1 else [shift]
+    return [ops.relu(y + b) for y, b in zip(ys, shifts)]
 
 
 def _check_bool(value, name):
@@ -144,6 +164,8 @@ class Multiplexer(keras.layers.Layer):
         self.conv_i2.build(self.conv_i1.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
+        if not training:
+            return inputs + self.conv_i2.conv(join_fibers(_folded_pair(self.conv_i1, self.conv_i2, inputs)))
         return inputs + self.conv_i2(self.conv_i1(inputs, training=training), training=training)
 
     def compute_output_shape(self, input_shape):
@@ -265,9 +287,14 @@ class MultiFiberUnit(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = inputs
-        if self.multiplexer:
-            x = x + self.conv_i2(self.conv_i1(x, training=training), training=training)
-        h = self.conv_m2(self.conv_m1(x, training=training), training=training)
+        if not training:  # BatchNorm has fixed statistics: fold what is foldable (see `_folded_pair`)
+            if self.multiplexer:
+                x = x + self.conv_i2.conv(join_fibers(_folded_pair(self.conv_i1, self.conv_i2, x)))
+            h = join_fibers(self.conv_m2.conv.fibers(_folded_pair(self.conv_m1, self.conv_m2, x)))
+        else:
+            if self.multiplexer:
+                x = x + self.conv_i2(self.conv_i1(x, training=training), training=training)
+            h = self.conv_m2(self.conv_m1(x, training=training), training=training)
         shortcut = self.conv_w1(inputs, training=training) if self.first_unit else inputs
         return h + shortcut
 

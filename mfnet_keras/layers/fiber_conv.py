@@ -28,6 +28,11 @@ def _check_ints(value, name, minimum):
         raise ValueError(f"`{name}` must be an int or a sequence of ints >= {minimum}. Received: {name}={value}")
 
 
+def join_fibers(tensors):
+    """Concatenates per-fiber tensors along channels (a one-item list is returned as its item)."""
+    return tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="mfnet_keras")
 class FiberConv(keras.layers.Layer):
     """Convolution split into `num_fibers` independent groups (fibers).
@@ -139,15 +144,28 @@ class FiberConv(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        x = inputs
+        return join_fibers(self.fibers(inputs))
+
+    def fibers(self, inputs, kernel=None):
+        """The output as a list: one tensor per fiber on the split path, else one tensor.
+
+        `inputs` may itself be such a list (the fibers of the previous layer),
+        which saves the concatenation and split between two fibered layers;
+        `kernel` replaces the layer's kernel (e.g. one with a folded
+        BatchNorm scale).
+        """
+        kernel = self.kernel if kernel is None else kernel
+        xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not self._split or len(xs) != self.num_fibers:
+            xs = [join_fibers(xs)]
         if self._pads is not None:
-            x = ops.pad(x, ((0, 0), *self._pads, (0, 0)))
+            xs = [ops.pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
         if not self._split:
-            return ops.conv(x, self.kernel, strides=self._strides, padding=self._conv_padding)
-        xs = ops.split(x, self.num_fibers, axis=-1)
-        ks = ops.split(self.kernel, self.num_fibers, axis=-1)
-        ys = [ops.conv(xi, ki, strides=self._strides, padding=self._conv_padding) for xi, ki in zip(xs, ks)]
-        return ops.concatenate(ys, axis=-1)
+            return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
+        if len(xs) == 1:
+            xs = ops.split(xs[0], self.num_fibers, axis=-1)
+        ks = ops.split(kernel, self.num_fibers, axis=-1)
+        return [ops.conv(xi, ki, strides=self._strides, padding=self._conv_padding) for xi, ki in zip(xs, ks)]
 
     def compute_output_shape(self, input_shape):
         rank, kernel, strides, pads = self._resolve(input_shape)
