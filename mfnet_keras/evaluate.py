@@ -9,6 +9,7 @@ Video-level predictions average the softmax of all views (`eval.num_clips` ×
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -123,9 +124,14 @@ def predict_views(model, config, pattern):
         std=tuple(data["std"]),
         num_classes=model_cfg["num_classes"],
     )
+    from mfnet_keras.train import records_info
+
+    known = records_info(pattern, count=False)[1]  # the progress bar's length, when the manifest says it
+    views = known and known * eval_cfg["num_clips"] * eval_cfg["num_crops"]
+    total = views and math.ceil(views / eval_cfg["batch_size"])
     two_d = len(model.input_shape) == 4
     probs, labels, videos = [], [], []
-    for clips, y, index in tqdm(ds, unit="batch", desc="evaluating", file=sys.stderr):
+    for clips, y, index in tqdm(ds, total=total, unit="batch", desc="evaluating", file=sys.stderr):
         logits = model(clips[:, 0] if two_d else clips, training=False)
         probs.append(softmax(np.asarray(logits, np.float64)))
         labels.append(y.numpy())

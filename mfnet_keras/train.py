@@ -32,8 +32,11 @@ def read_labels(pattern):
         return [line.strip() for line in f if line.strip()]
 
 
-def records_info(pattern):
-    """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files."""
+def records_info(pattern, count=True):
+    """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files.
+
+    Without a manifest the records are counted (one pass over the files), or `videos` is None if not `count`.
+    """
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern))
@@ -46,7 +49,7 @@ def records_info(pattern):
             manifest = json.load(f)
         names = {os.path.basename(p) for p in files}
         videos = sum(s["videos"] for s in manifest["splits"].values() if names & set(s["shards"]))
-    if videos is None:
+    if videos is None and count:
         videos = sum(1 for _ in tf.data.TFRecordDataset(files))
     return labels, videos
 

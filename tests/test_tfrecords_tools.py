@@ -366,6 +366,17 @@ def test_synthetic_is_deterministic_and_motion_only():
         assert not np.array_equal(forward[0], forward[-1])
 
 
+def test_synthetic_textures_have_contrast():
+    # A disc rotates visibly only through its texture, so no texture is nearly one colour.
+    # Two colours at distance d mixed half and half spread the pixels by d / 2 along their difference.
+    rng = np.random.default_rng(0)
+    spreads = []
+    for _ in range(300):
+        pixels = synthetic._texture(rng, 32).reshape(-1, 3)
+        spreads.append(np.linalg.svd(pixels - pixels.mean(axis=0), compute_uv=False)[0] / np.sqrt(len(pixels)))
+    assert min(spreads) > 0.3 * synthetic.MIN_CONTRAST
+
+
 def test_inspect_verify_and_contact_sheet(dataset, tmp_path, capsys):
     root, _ = dataset
     out = tmp_path / "out"

@@ -2,8 +2,9 @@
 
     python -m tfrecords_tools.synthetic OUTPUT_DIR [--seed 0] [--train-per-class 48] [--test-per-class 8]
 
-Each video shows a textured object on a smooth random background with a
-static distractor object. The object moves left / right / up / down,
+Each video shows a textured object (a square, or a disc whose texture alone
+shows its rotation, hence a minimum contrast) on a smooth random background
+with a static distractor object. The object moves left / right / up / down,
 rotates clockwise / counter-clockwise, or grows / shrinks, at a random
 speed. Every single frame is drawn from the same distribution whatever the
 class (random orientation, size, position and textures), so one frame says
@@ -28,9 +29,14 @@ from tfrecords_tools.video import write_video
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
 
 
+MIN_CONTRAST = 100  # distance between a texture's two colours (RGB, 0-255): a disc with less barely shows its rotation
+
+
 def _texture(rng, size):
     """A random colourful texture: two colours mixed by a random stripe or checker pattern plus noise."""
     colors = rng.uniform(0, 255, (2, 3))
+    while np.linalg.norm(colors[0] - colors[1]) < MIN_CONTRAST:
+        colors = rng.uniform(0, 255, (2, 3))
     yy, xx = np.mgrid[0:size, 0:size] / size
     period = rng.uniform(0.15, 0.4)
     angle = rng.uniform(0, np.pi)
