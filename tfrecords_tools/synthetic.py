@@ -104,7 +104,7 @@ def render_video(label, seed, frames=24, size=128):
         centers = centers + np.outer(t * speed, direction)
     elif label.startswith("rotate_"):
         sign = 1 if label == "rotate_cw" else -1
-        angles = angle0 + sign * t * rng.uniform(0.12, 0.2)  # corners move 2-7 px per frame (translation: 2-3)
+        angles = angle0 + sign * t * rng.uniform(0.07, 0.12)  # corners move 1-4 px per frame (translation: 2-3)
     else:
         sign = 1 if label == "grow" else -1
         scales = base * np.exp(sign * t * rng.uniform(0.025, 0.035))
