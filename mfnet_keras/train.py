@@ -162,7 +162,7 @@ def make_datasets(config, strategy, shape, reverse=None):
 
 def build_model(config, shape, strategy):
     """The model of the config, initialised from `model.init` when given; returns `(model, loaded_paths)`."""
-    from mfnet_keras import models
+    from mfnet_keras import models, weights
 
     model_cfg = config["model"]
     model = models.build(
@@ -175,12 +175,8 @@ def build_model(config, shape, strategy):
     )
     loaded = []
     if model_cfg["zero_init_residual"]:
-        from mfnet_keras import weights
-
         weights.zero_init_residual(model)
     if model_cfg["init"]:
-        from mfnet_keras import weights
-
         loaded = weights.initialize(
             model, model_cfg["init"], inflate=model_cfg["inflate"], skip_classifier=model_cfg["skip_classifier"]
         )

@@ -37,6 +37,13 @@ def _folded_pair(first, second, inputs):
     return [ops.relu(y + b) for y, b in zip(ys, shifts)]
 
 
+def _multiplexed(conv_i1, conv_i2, inputs, training):
+    """`inputs` plus the multiplexer's two pre-activation 1×1 convs, with the BatchNorm folded in inference."""
+    if not training:
+        return inputs + conv_i2.conv(join_fibers(_folded_pair(conv_i1, conv_i2, inputs)))
+    return inputs + conv_i2(conv_i1(inputs, training=training), training=training)
+
+
 def _check_bool(value, name):
     if not isinstance(value, bool):
         raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
@@ -164,9 +171,7 @@ class Multiplexer(keras.layers.Layer):
         self.conv_i2.build(self.conv_i1.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        if not training:
-            return inputs + self.conv_i2.conv(join_fibers(_folded_pair(self.conv_i1, self.conv_i2, inputs)))
-        return inputs + self.conv_i2(self.conv_i1(inputs, training=training), training=training)
+        return _multiplexed(self.conv_i1, self.conv_i2, inputs, training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -286,14 +291,10 @@ class MultiFiberUnit(keras.layers.Layer):
         self.conv_m2.build(m1_shape)
 
     def call(self, inputs, training=None):
-        x = inputs
+        x = _multiplexed(self.conv_i1, self.conv_i2, inputs, training) if self.multiplexer else inputs
         if not training:  # BatchNorm has fixed statistics: fold what is foldable (see `_folded_pair`)
-            if self.multiplexer:
-                x = x + self.conv_i2.conv(join_fibers(_folded_pair(self.conv_i1, self.conv_i2, x)))
             h = join_fibers(self.conv_m2.conv.fibers(_folded_pair(self.conv_m1, self.conv_m2, x)))
         else:
-            if self.multiplexer:
-                x = x + self.conv_i2(self.conv_i1(x, training=training), training=training)
             h = self.conv_m2(self.conv_m1(x, training=training), training=training)
         shortcut = self.conv_w1(inputs, training=training) if self.first_unit else inputs
         return h + shortcut
