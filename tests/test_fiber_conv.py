@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import ops
 from test_case import (
     assert_config_matches_args,
     assert_fit_step_trains_all_weights,
@@ -12,7 +13,7 @@ from test_case import (
     wrap_layer,
 )
 
-from mfnet_keras.layers import FiberConv
+from mfnet_keras.layers import FiberConv, _tf_conv
 
 RNG = np.random.default_rng(0)
 
@@ -63,8 +64,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("implementation", ["split", "grouped"])
-@pytest.mark.parametrize("case", CASES)
+# "frames" takes kernels one frame deep: every 2D case, and 3D ones with a (1, k, k) kernel.
+FRAMES_CASES = [
+    (3, (2, 4, 8, 8, 32), 32, (1, 3, 3), 16, 1, "same"),
+    (3, (2, 5, 9, 9, 32), 48, (1, 3, 3), 16, (2, 2, 2), "same"),
+    (3, (2, 5, 9, 9, 32), 48, (1, 3, 3), 8, (1, 2, 2), (0, 1, 1)),
+    (2, (2, 9, 9, 24), 24, 3, 12, 2, "same"),
+    (2, (2, 8, 8, 16), 32, 5, 1, 2, "valid"),
+    (2, (2, 9, 9, 32), 64, 3, 16, 2, 1),
+]
+
+
+@pytest.mark.parametrize(
+    "case, implementation",
+    [(c, i) for i in ("split", "grouped", "auto") for c in CASES] + [(c, "frames") for c in FRAMES_CASES],
+)
 def test_matches_keras_grouped_conv_forward_and_gradients(case, implementation):
     rank, shape, filters, kernel_size, fibers, strides, padding = case
     x = RNG.standard_normal(shape).astype("float32")
@@ -72,6 +86,13 @@ def test_matches_keras_grouped_conv_forward_and_gradients(case, implementation):
     fiber.build(shape)
     fiber.kernel.assign(RNG.standard_normal(fiber.kernel.shape).astype("float32"))
     cls = keras.layers.Conv3D if rank == 3 else keras.layers.Conv2D
+    if not isinstance(padding, str):  # Keras layers only pad "same"/"valid": pad first, then "valid"
+        pads = (padding,) * rank if isinstance(padding, int) else padding
+        x = np.pad(x, [(0, 0), *[(p, p) for p in pads], (0, 0)])
+        fiber = FiberConv(filters, kernel_size, fibers, strides, "valid", implementation=implementation)
+        fiber.build(x.shape)
+        fiber.kernel.assign(RNG.standard_normal(fiber.kernel.shape).astype("float32"))
+        shape, padding = x.shape, "valid"
     grouped = cls(filters, kernel_size, strides=strides, padding=padding, groups=fibers, use_bias=False)
     grouped.build(shape)
     assert tuple(grouped.kernel.shape) == tuple(fiber.kernel.shape)  # same storage layout
@@ -93,6 +114,32 @@ def test_explicit_padding_matches_numpy(rank):
     want = numpy_grouped_conv(x.astype("float64"), np.asarray(layer.kernel).astype("float64"), strides, pads)
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
     assert layer.compute_output_shape(shape) == y.shape
+
+
+def test_auto_path_on_tensorflow():
+    """With oneDNN on (tests/conftest.py), one-frame-deep kernels take the frames path, others split."""
+    assert _tf_conv.grouped_conv2d_supported("float32")
+    flat, deep, image = FiberConv(32, (1, 3, 3), 16), FiberConv(32, 3, 16), FiberConv(32, 3, 16)
+    flat.build((None, 4, 8, 8, 32))
+    deep.build((None, 4, 8, 8, 32))
+    image.build((None, 8, 8, 32))
+    assert (flat._frames, deep._frames, image._frames) == (True, False, True)
+    assert flat.takes_fibers and deep.takes_fibers
+    x = ops.convert_to_tensor(RNG.standard_normal((2, 4, 8, 8, 32)).astype("float32"))
+    fibers = ops.split(x, 16, axis=-1)
+    assert len(flat.fibers(fibers)) == 16  # split input stays split: no concatenation
+    assert len(flat.fibers(x)) == 1  # a whole tensor goes through one grouped 2D convolution
+    np.testing.assert_allclose(np.concatenate(flat.fibers(fibers), -1), np.asarray(flat(x)), atol=1e-5)
+
+
+def test_auto_path_without_grouped_conv2d(monkeypatch):
+    """Where TensorFlow's grouped conv2d has no gradients (oneDNN off on a CPU), auto convolves fiber by fiber."""
+    monkeypatch.setattr(_tf_conv, "grouped_conv2d_supported", lambda dtype: False)
+    layer = FiberConv(32, (1, 3, 3), 16)
+    layer.build((None, 4, 8, 8, 32))
+    assert not layer._frames and layer._split
+    x = ops.convert_to_tensor(RNG.standard_normal((2, 4, 8, 8, 32)).astype("float32"))
+    assert len(layer.fibers(x)) == 16
 
 
 def test_stride_one_symmetric_padding_equals_same():
@@ -151,3 +198,5 @@ def test_bad_inputs():
         FiberConv(32, 3).build((None, 8, 16))
     with pytest.raises(ValueError, match=r"Received: kernel_size=\(3, 3, 3\)"):
         FiberConv(32, (3, 3, 3)).build((None, 8, 8, 16))
+    with pytest.raises(ValueError, match=r"Received: backend=tensorflow, kernel_size=\(3, 3, 3\)"):
+        FiberConv(32, 3, 16, implementation="frames").build((None, 4, 8, 8, 16))

@@ -23,8 +23,8 @@ def _folded_pair(first, second, inputs):
     `second.bn` normalises exactly what `first.conv` outputs, so with fixed
     statistics it is a per-channel scale, folded into `first.conv`'s kernel,
     and a shift, added before the ReLU: one pass over the activations instead
-    of three, and fibered layers stay split (no concatenation) up to
-    `second.conv`. Gradients still reach every weight.
+    of three, and fibers stay split (no concatenation) up to `second.conv`
+    where it convolves them one by one. Gradients still reach every weight.
     """
     bn = second.bn
     scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(ops.cast(bn.moving_variance, "float32") + bn.epsilon)
@@ -32,6 +32,8 @@ def _folded_pair(first, second, inputs):
     hidden = ops.relu(first.bn(inputs, training=False))
     dtype = hidden.dtype  # the compute dtype, also under mixed precision
     ys = first.conv.fibers(hidden, ops.cast(ops.cast(first.conv.kernel, "float32") * scale, dtype))
+    if not second.conv.takes_fibers:
+        ys = [join_fibers(ys)]
     shift = ops.cast(shift, dtype)
     shifts = ops.split(shift, len(ys)) if len(ys) > 1 else [shift]
     return [ops.relu(y + b) for y, b in zip(ys, shifts)]

@@ -5,7 +5,9 @@ import math
 import keras
 from keras import ops
 
-IMPLEMENTATIONS = ("auto", "split", "grouped")
+from mfnet_keras.layers import _tf_conv
+
+IMPLEMENTATIONS = ("auto", "split", "grouped", "frames")
 
 
 def _as_tuple(value, rank, name):
@@ -40,11 +42,18 @@ class FiberConv(keras.layers.Layer):
     The kernel is ONE variable in Keras's grouped layout
     `(*kernel_size, in_channels // num_fibers, filters)`, exactly what
     `keras.layers.Conv2D/Conv3D(groups=num_fibers)` stores, so weights move
-    freely between the two. Only the computation differs: on the TensorFlow
-    backend a grouped convolution is compiled through XLA and is many times
-    slower on CPU than convolving each fiber on its own and concatenating, so
-    `implementation="auto"` picks the per-fiber ("split") path there and a
-    single grouped convolution elsewhere (JAX, PyTorch backends).
+    freely between the two. Only the computation differs. On the TensorFlow
+    backend `keras.ops.conv` compiles a grouped convolution through XLA, many
+    times slower on CPU, so `implementation="auto"` does without it there:
+    each fiber is convolved on its own and the results concatenated
+    ("split"), except that a kernel one frame deep (`(1, k, k)`, and every 2D
+    kernel) applied to a whole tensor runs as TensorFlow's own grouped 2D
+    convolution over all frames ("frames": one oneDNN or cuDNN primitive),
+    where it and its gradients run on this device (with oneDNN on, as
+    `import mfnet_keras` sets it, or on a GPU). Input that arrives already
+    split into fibers (see `fibers`) stays on the split path, which saves the
+    concatenation. Elsewhere (JAX, PyTorch backends) it is one grouped
+    `ops.conv`.
 
     The rank (2D images or 3D clips, channels last) follows the input.
 
@@ -57,8 +66,10 @@ class FiberConv(keras.layers.Layer):
             symmetric zero padding of each spatial dimension, as PyTorch's
             `Conv*d(padding=...)` does (needed for checkpoint parity at
             stride 2, where `"same"` pads only at the end).
-        implementation: `"auto"`, `"split"` (per-fiber convolutions) or
-            `"grouped"` (one grouped `ops.conv`). All give the same numbers.
+        implementation: `"auto"`, `"split"` (per-fiber convolutions),
+            `"grouped"` (one grouped `ops.conv`) or `"frames"` (TensorFlow's
+            grouped 2D convolution over all frames; TensorFlow backend, kernels
+            one frame deep). All give the same numbers.
         kernel_initializer, kernel_regularizer: as for `keras.layers.Conv3D`.
     """
 
@@ -132,16 +143,35 @@ class FiberConv(keras.layers.Layer):
             self._conv_padding, self._pads = "valid", None
         else:
             self._conv_padding, self._pads = "valid", pads
-        implementation = self.implementation
-        if implementation == "auto":
-            implementation = "split" if keras.backend.backend() == "tensorflow" else "grouped"
-        self._split = implementation == "split" and self.num_fibers > 1
+        self._frames, self._split = self._pick_path(rank, kernel)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(*kernel, channels // self.num_fibers, self.filters),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
         )
+
+    def _pick_path(self, rank, kernel):
+        """(frames, split): whether `fibers` may take each path; see the class docstring and `fibers`."""
+        on_tf = keras.backend.backend() == "tensorflow"
+        one_frame = rank == 2 or kernel[0] == 1
+        if self.implementation == "frames" and not (on_tf and one_frame):
+            raise ValueError(
+                '`implementation="frames"` needs the TensorFlow backend and a kernel one frame deep. '
+                f"Received: backend={keras.backend.backend()}, kernel_size={kernel}"
+            )
+        if self.num_fibers == 1:
+            return False, False
+        if self.implementation == "auto":
+            if not on_tf:
+                return False, False
+            return one_frame and _tf_conv.grouped_conv2d_supported(self.compute_dtype), True
+        return self.implementation == "frames", self.implementation == "split"
+
+    @property
+    def takes_fibers(self):
+        """Whether `fibers` accepts a list of fibers as input without concatenating it first."""
+        return self._split
 
     def call(self, inputs):
         return join_fibers(self.fibers(inputs))
@@ -150,17 +180,21 @@ class FiberConv(keras.layers.Layer):
         """The output as a list: one tensor per fiber on the split path, else one tensor.
 
         `inputs` may itself be such a list (the fibers of the previous layer),
-        which saves the concatenation and split between two fibered layers;
+        which saves the concatenation and split between two fibered layers
+        whenever this layer can convolve fibers one by one (`takes_fibers`);
         `kernel` replaces the layer's kernel (e.g. one with a folded
         BatchNorm scale).
         """
         kernel = self.kernel if kernel is None else kernel
         xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if not self._split or len(xs) != self.num_fibers:
+        split = self._split and (len(xs) == self.num_fibers or not self._frames)
+        if not split or len(xs) != self.num_fibers:
             xs = [join_fibers(xs)]
         if self._pads is not None:
             xs = [ops.pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
-        if not self._split:
+        if self._frames and not split:
+            return [_tf_conv.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
+        if not split:
             return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
         if len(xs) == 1:
             xs = ops.split(xs[0], self.num_fibers, axis=-1)

@@ -1,0 +1,64 @@
+"""TensorFlow-only pieces of FiberConv's fast path.
+
+This is the one place where model code calls TensorFlow directly: Keras's
+`ops.conv` sends every grouped convolution through XLA on TensorFlow, which
+is many times slower on CPU, while TensorFlow's own grouped `conv2d` runs as a
+single oneDNN (or cuDNN) primitive. FiberConv uses it only on the TensorFlow
+backend and only where `grouped_conv2d_supported` says it works here; every
+other backend and case goes through `keras.ops`.
+"""
+
+import functools
+
+
+@functools.cache
+def grouped_conv2d_supported(dtype):
+    """Whether TensorFlow's grouped `conv2d` and both its gradients run on the default device for `dtype`.
+
+    With oneDNN (`TF_ENABLE_ONEDNN_OPTS=1`) or on a GPU they do; TensorFlow's
+    plain CPU kernels compute the forward pass but have no gradients.
+    """
+    import tensorflow as tf
+
+    with tf.init_scope():
+        x, kernel = tf.ones((1, 3, 3, 2), dtype), tf.ones((3, 3, 1, 2), dtype)
+        strides = (1, 1, 1, 1)
+        try:
+            tf.nn.conv2d(x, kernel, strides, "SAME").numpy()
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=x.shape, filter=kernel, out_backprop=x, strides=strides, padding="SAME"
+            ).numpy()
+            tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=kernel.shape, out_backprop=x, strides=strides, padding="SAME"
+            ).numpy()
+        except (tf.errors.OpError, TypeError, ValueError):
+            return False
+    return True
+
+
+def frames_conv(x, kernel, strides, padding):
+    """Grouped convolution with a kernel one frame deep, as one 2D convolution over all frames.
+
+    `x` is `(batch, H, W, C)` or `(batch, T, H, W, C)`; `kernel` is in Keras's
+    grouped layout (`(1, kh, kw, C / groups, filters)` for clips), so the
+    group count follows from the channels. A temporal stride keeps every
+    `strides[0]`-th frame, which is exact for a kernel one frame deep.
+    """
+    import tensorflow as tf
+
+    padding = padding.upper()
+    if len(x.shape) == 4:
+        return tf.nn.conv2d(x, kernel, strides, padding)
+    if strides[0] > 1:
+        x = x[:, :: strides[0]]
+    batch_time = _dims(x)[:2]
+    y = tf.nn.conv2d(tf.reshape(x, [-1, *_dims(x)[2:]]), kernel[0], strides[1:], padding)
+    return tf.reshape(y, [*batch_time, *_dims(y)[1:]])
+
+
+def _dims(x):
+    """The static size of each dimension where known, else the dynamic one."""
+    import tensorflow as tf
+
+    dynamic = tf.shape(x)
+    return [dynamic[i] if n is None else n for i, n in enumerate(x.shape)]
