@@ -12,7 +12,6 @@ each layer occurs in the model. `--train` times forward plus both gradients.
 """
 
 import argparse
-import statistics
 import time
 
 import common
@@ -50,7 +49,7 @@ def timed(run, seconds):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return common.median(times)
 
 
 def keras_runner(shape, filters, kernel, strides, fibers, padding, train):

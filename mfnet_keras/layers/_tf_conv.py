@@ -51,9 +51,9 @@ def frames_conv(x, kernel, strides, padding):
         return tf.nn.conv2d(x, kernel, strides, padding)
     if strides[0] > 1:
         x = x[:, :: strides[0]]
-    batch_time = _dims(x)[:2]
-    y = tf.nn.conv2d(tf.reshape(x, [-1, *_dims(x)[2:]]), kernel[0], strides[1:], padding)
-    return tf.reshape(y, [*batch_time, *_dims(y)[1:]])
+    dims = _dims(x)
+    y = tf.nn.conv2d(tf.reshape(x, [-1, *dims[2:]]), kernel[0], strides[1:], padding)
+    return tf.reshape(y, [*dims[:2], *_dims(y)[1:]])
 
 
 def _dims(x):
