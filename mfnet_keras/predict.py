@@ -101,11 +101,17 @@ def top_k(probabilities, names, k):
 
 
 def predict_video(classifier, path, clips=10, k=5, timeline=None):
-    """`{"video", "top_k", "timeline"?}` for one file; raises `VideoError` for an unreadable one."""
+    """`{"video", "frames", "fps", "width", "height", "top_k", "timeline"?, "warning"?}` for one file.
+
+    Frames are decoded at display geometry (`width` × `height`, square pixels).
+    A truncated or partly corrupt video is classified from the frames that
+    decode, with the reason in `warning`; an unreadable one raises `VideoError`.
+    """
     from tfrecords_tools.video import decode_video
 
     short = round(classifier.crop_size * 256 / 224)
-    frames, fps = decode_video(path, short_side=short)
+    video = decode_video(path, short_side=short, keep_partial=True)
+    frames, fps = video.frames, video.fps
     span = (classifier.clip_length - 1) * classifier.frame_interval + 1
 
     def mean_probabilities(part, count):
@@ -118,8 +124,12 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
         "video": path,
         "frames": len(frames),
         "fps": fps,
+        "width": int(frames[0].shape[1]),
+        "height": int(frames[0].shape[0]),
         "top_k": top_k(mean_probabilities(frames, clips), classifier.class_names, k),
     }
+    if video.problem:
+        result["warning"] = video.problem
     if timeline:
         window = max(1, round(timeline * fps))
         windows = []
@@ -165,6 +175,8 @@ def main(argv=None):
             else:
                 print(f"error: {path}: {error}", file=sys.stderr)
             continue
+        if "warning" in result:
+            print(f"warning: {path}: {result['warning']}; classified from the frames that decode", file=sys.stderr)
         if args.json:
             print(json.dumps(result))
             continue

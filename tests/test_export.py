@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from video_files import write_noise_video
 
 from mfnet_keras import models, predict
 from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD
@@ -108,10 +109,11 @@ def test_predict_json_schema_and_bad_file(exported, videos, capsys):
     assert code == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["video"] for line in lines] == [good[0], bad, good[1]]
-    assert lines[1] == {"video": bad, "error": "cannot decode: Invalid data found when processing input"}
+    assert lines[1] == {"video": bad, "error": "not a video: Invalid data found when processing input"}
     for line in (lines[0], lines[2]):
-        assert set(line) == {"video", "frames", "fps", "top_k"}
+        assert set(line) == {"video", "frames", "fps", "width", "height", "top_k"}
         assert line["frames"] == 30 and line["fps"] == 10
+        assert (line["width"], line["height"]) == (50, 36)  # 64x48 at a short side of 37 (32 x 256 / 224), even
         assert [set(item) for item in line["top_k"]] == [{"label", "index", "probability"}] * 3
         probabilities = [item["probability"] for item in line["top_k"]]
         assert probabilities == sorted(probabilities, reverse=True) and all(0 <= p <= 1 for p in probabilities)
@@ -144,3 +146,18 @@ def test_export_cli_writes_saved_model_and_keras(exported, tmp_path, capsys):
     assert (tmp_path / "out" / "saved_model.pb").exists() and (tmp_path / "out" / "model.keras").exists()
     assert (tmp_path / "out" / "assets" / "labels.txt").read_text().split() == NAMES
     assert export_main(["--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_predict_sees_display_aspect_and_warns_on_truncated_video(exported, tmp_path, capsys):
+    _, out, _ = exported
+    write_noise_video(tmp_path / "tv.mp4", 8, sar="4/3")  # 96x64 coded, 128x64 displayed
+    write_noise_video(tmp_path / "whole.mp4", 60, faststart=True)
+    data = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    paths = [str(tmp_path / name) for name in ("tv.mp4", "cut.mp4")]
+    assert predict.main([*paths, "--model", out, "--clips", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    tv, cut = (json.loads(line) for line in captured.out.strip().splitlines())
+    assert abs(tv["width"] / tv["height"] / 2.0 - 1) < 0.02 and "warning" not in tv
+    assert cut["warning"].startswith("truncated: decoded ") and cut["frames"] < 60
+    assert captured.err.strip() == f"warning: {paths[1]}: {cut['warning']}; classified from the frames that decode"

@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 import tensorflow as tf
+from video_files import write_noise_video
 
 from tfrecords_tools import inspect as inspect_cli
 from tfrecords_tools import pack, schema, synthetic
@@ -128,15 +129,15 @@ def read_split(out_dir, split):
 
 def test_decode_handles_odd_gray_rotated_and_vfr(dataset):
     root, _ = dataset
-    frames, fps = decode_video(str(root / "jumping" / "gray_odd.mkv"))
+    frames = decode_video(str(root / "jumping" / "gray_odd.mkv")).frames
     assert len(frames) == 3 and frames[0].shape == (128, 171, 3)
     assert np.all(frames[1] == 60)  # grey 60 in every RGB channel
-    frames, _ = decode_video(str(root / "jumping" / "rotated.mp4"))
+    frames = decode_video(str(root / "jumping" / "rotated.mp4")).frames
     assert frames[0].shape == (64, 48, 3)  # upright: width and height swapped
     assert frames[0][-8:, :8].mean() > 200 and frames[0][:8, :8].mean() < 50  # top-left went bottom-left
-    frames, fps = decode_video(str(root / "waving" / "vfr.mp4"), fps=5)
-    assert fps == 5 and len(frames) == 4  # frames at 0, 200, 600, 700 ms are 200 ms apart or more
-    frames, _ = decode_video(str(root / "jumping" / "0_clip.mp4"), short_side=24, max_frames=4)
+    video = decode_video(str(root / "waving" / "vfr.mp4"), fps=5)
+    assert video.fps == 5 and len(video.frames) == 4  # frames at 0, 200, 600, 700 ms are 200 ms apart or more
+    frames = decode_video(str(root / "jumping" / "0_clip.mp4"), short_side=24, max_frames=4).frames
     assert len(frames) == 4 and frames[0].shape == (24, 32, 3)
 
 
@@ -144,16 +145,17 @@ def test_decode_handles_odd_gray_rotated_and_vfr(dataset):
     "name, reason",
     [
         ("empty.mp4", "empty file (0 bytes)"),
-        ("truncated.mp4", "cannot decode"),
-        ("text.mp4", "cannot decode"),
-        ("no_frames.mp4", "cannot decode"),
+        ("truncated.mp4", "truncated: the file ends at byte "),
+        ("text.mp4", "not a video: Invalid data found when processing input"),
+        ("no_frames.mp4", "corrupt frames: no frame decoded, "),
         ("notes.xyz", "unsupported extension '.xyz'"),
     ],
 )
 def test_bad_videos_raise_video_error(dataset, name, reason):
     root, _ = dataset
-    with pytest.raises(VideoError, match=re.escape(reason)):
+    with pytest.raises(VideoError) as error:
         decode_video(str(root / "waving" / name))
+    assert str(error.value).startswith(reason)
 
 
 def test_folders_pack_round_trip_and_skips(dataset, tmp_path, capsys):
@@ -162,7 +164,13 @@ def test_folders_pack_round_trip_and_skips(dataset, tmp_path, capsys):
     assert run_pack(root, out, "--layout", "folders", "--short-side", "0", "--shards", "2", "--workers", "2") == 0
     captured = capsys.readouterr()
     assert "packed 10 videos" in captured.out and "skipped 5" in captured.out
-    assert "warning: skipped 5 video(s)" in captured.err
+    skipped_lines = captured.err.split("warning: skipped 5 video(s):\n")[1].splitlines()[:5]
+    assert [line.split(":")[0].strip() for line in skipped_lines] == [
+        f"waving/{n}" for n in ("empty.mp4", "no_frames.mp4", "notes.xyz", "text.mp4", "truncated.mp4")
+    ]
+    assert "  waving/text.mp4: not a video: Invalid data found when processing input" in skipped_lines
+    rates = re.findall(r"(\d+\.\d)(?:video/s| videos/s)", captured.err + captured.out)
+    assert len(set(rates)) == 1, rates  # the progress bar and the summary give one speed
     manifest = json.loads((out / "manifest.json").read_text())
     split = manifest["splits"]["train"]
     assert split["videos"] == 10 and split["shards"] == [
@@ -188,6 +196,9 @@ def test_folders_pack_round_trip_and_skips(dataset, tmp_path, capsys):
     assert records["jumping/rotated.mp4"][0].shape == (3, 64, 48, 3)
     assert records["waving/one_frame.mp4"][0].shape[0] == 1
     assert run_pack(root, tmp_path / "strict", "--strict", "--workers", "1") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: --strict: 5 video(s) were skipped (listed above), so the exit code is 1"
+    )
 
 
 def test_records_parse_with_model_garden_keys(dataset, tmp_path):
@@ -391,3 +402,66 @@ def test_inspect_verify_and_contact_sheet(dataset, tmp_path, capsys):
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert inspect_cli.main([str(out), "--verify"]) == 1
     assert "manifest says 12 videos" in capsys.readouterr().err
+
+
+def test_non_square_pixels_are_packed_at_display_aspect(tmp_path):
+    root = tmp_path / "videos"
+    (root / "tv").mkdir(parents=True)
+    write_noise_video(root / "tv" / "anamorphic.mp4", 4, sar="4/3")  # 96x64 coded, 128x64 displayed
+    write_noise_video(root / "tv" / "square.mp4", 4)
+    video = decode_video(str(root / "tv" / "anamorphic.mp4"))
+    assert str(video.sample_aspect_ratio) == "4/3" and video.frames[0].shape == (64, 128, 3)
+    out = tmp_path / "out"
+    assert run_pack(root, out, "--short-side", "48", "--workers", "1") == 0
+    records = read_split(out, "train")
+    frames, ctx = records["tv/anamorphic.mp4"]
+    assert frames.shape[1] == 48 and abs(frames.shape[2] / frames.shape[1] / 2.0 - 1) < 0.02
+    assert (ctx[schema.HEIGHT], ctx[schema.WIDTH]) == (48, 96)
+    assert records["tv/square.mp4"][0].shape[1:3] == (48, 72)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["non_square_pixels"] == [
+        {"path": "tv/anamorphic.mp4", "sample_aspect_ratio": "4:3"}
+    ]
+
+
+@pytest.fixture(scope="module")
+def cut_videos(tmp_path_factory):
+    """A faststart mp4 (index first) and an AVI (index last), whole and cut at 10/30/60/90 % of their bytes."""
+    root = tmp_path_factory.mktemp("cut")
+    (root / "clips").mkdir()
+    whole = {"fast.mp4": 300, "old.avi": 164}
+    write_noise_video(root / "clips" / "fast.mp4", 300, faststart=True)
+    write_noise_video(root / "clips" / "old.avi", 164, codec="mpeg4")
+    cut = []
+    for name in whole:
+        data = (root / "clips" / name).read_bytes()
+        assert name != "fast.mp4" or data.find(b"moov") < data.find(b"mdat")  # faststart: index before frames
+        for percent in (10, 30, 60, 90):
+            stem, ext = os.path.splitext(name)
+            path = root / "clips" / f"{stem}_cut{percent}{ext}"
+            path.write_bytes(data[: len(data) * percent // 100])
+            cut.append(path.name)
+    return root, whole, cut
+
+
+def test_truncated_videos_are_skipped_or_kept_partial(cut_videos, tmp_path, capsys):
+    root, whole, cut = cut_videos
+    out = tmp_path / "out"
+    assert run_pack(root, out, "--short-side", "32", "--workers", "2") == 0
+    split = json.loads((out / "manifest.json").read_text())["splits"]["train"]
+    assert {s["path"]: s["reason"].split(":")[0] for s in split["skipped"]} == {f"clips/{n}": "truncated" for n in cut}
+    assert any(re.fullmatch(r"truncated: decoded \d+ of 300 frames; .*", s["reason"]) for s in split["skipped"])
+    records = read_split(out, "train")
+    assert {name: ctx[schema.NUM_FRAMES] for name, (_, ctx) in records.items()} == {
+        f"clips/{n}": count for n, count in whole.items()
+    }
+    capsys.readouterr()
+
+    kept = tmp_path / "kept"
+    assert run_pack(root, kept, "--short-side", "32", "--workers", "2", "--keep-partial") == 0
+    err = capsys.readouterr().err
+    split = json.loads((kept / "manifest.json").read_text())["splits"]["train"]
+    assert split["videos"] == 10 and not split["skipped"]
+    assert sorted(p["path"] for p in split["partial"]) == sorted(f"clips/{n}" for n in cut)
+    assert "warning: kept partial (--keep-partial) 8 video(s):" in err
+    assert all(f"  clips/{n}: truncated" in err for n in cut)

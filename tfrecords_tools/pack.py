@@ -14,7 +14,6 @@ import math
 import multiprocessing
 import os
 import sys
-import time
 
 from tfrecords_tools import __version__, schema
 from tfrecords_tools.layouts import LAYOUTS, LayoutError, list_source
@@ -31,18 +30,21 @@ class UsageError(Exception):
 
 def encode_video(task):
     """Worker: decodes one video and JPEG-encodes its frames. Returns a dict; never raises for bad videos."""
-    path, short_side, fps, max_frames, quality = task
+    path, short_side, fps, max_frames, quality, keep_partial = task
     try:
-        frames, out_fps = decode_video(path, short_side=short_side, fps=fps, max_frames=max_frames)
+        video = decode_video(path, short_side=short_side, fps=fps, max_frames=max_frames, keep_partial=keep_partial)
     except VideoError as error:
         return {"ok": False, "reason": str(error)}
-    height, width = frames[0].shape[:2]
+    height, width = video.frames[0].shape[:2]
+    sar = video.sample_aspect_ratio
     return {
         "ok": True,
-        "jpegs": [encode_jpeg(f, quality) for f in frames],
-        "fps": out_fps,
+        "jpegs": [encode_jpeg(f, quality) for f in video.frames],
+        "fps": video.fps,
         "height": height,
         "width": width,
+        "sample_aspect_ratio": None if sar == 1 else f"{sar.numerator}:{sar.denominator}",
+        "problem": video.problem,
     }
 
 
@@ -93,6 +95,7 @@ def pack(args):
         "jpeg_quality": args.jpeg_quality,
         "shards": args.shards,
         "shard_size_mb": args.shard_size_mb,
+        "keep_partial": args.keep_partial,
     }
     source = os.path.abspath(args.source)
     try:
@@ -116,10 +119,7 @@ def pack(args):
     pending = [(split, shard) for split, shards in plan.items() for shard in shards]
     pending = [(split, shard) for split, shard in pending if not _shard_done(args.output_dir, shard)]
     total = sum(len(shard["videos"]) for _, shard in pending)
-    started = time.time()
-    if pending:
-        _encode_shards(args, listing, pending, total)
-    elapsed = time.time() - started
+    elapsed = _encode_shards(args, listing, pending, total) if pending else 0.0
     manifest = _manifest(args, listing, plan, options, source)
     with open(os.path.join(args.output_dir, "labels.txt"), "w") as f:
         f.write("".join(name + "\n" for name in listing.classes))
@@ -133,18 +133,27 @@ def _encode_shards(args, listing, pending, total):
     from tqdm import tqdm
 
     tasks = [
-        (os.path.join(listing.root, path), args.short_side, args.fps, args.max_frames, args.jpeg_quality)
+        (
+            os.path.join(listing.root, path),
+            args.short_side,
+            args.fps,
+            args.max_frames,
+            args.jpeg_quality,
+            args.keep_partial,
+        )
         for _, shard in pending
         for path, _ in shard["videos"]
     ]
     label_index = {name: i for i, name in enumerate(listing.classes)}
     context = multiprocessing.get_context("spawn")  # workers never load TensorFlow
-    with context.Pool(args.workers) as pool, tqdm(total=total, unit="video", desc="packing", file=sys.stderr) as bar:
+    # smoothing=0: the bar shows the run's average rate, the same figure as the summary line.
+    bar = tqdm(total=total, unit="video", desc="packing", file=sys.stderr, smoothing=0)
+    with context.Pool(args.workers) as pool, bar:
         results = pool.imap(encode_video, tasks, chunksize=1)
         for _, shard in pending:
             final = os.path.join(args.output_dir, shard["name"])
             tmp = os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".tmp")
-            stats = {"videos": 0, "frames": 0, "classes": {}, "skipped": []}
+            stats = {"videos": 0, "frames": 0, "classes": {}, "skipped": [], "partial": [], "non_square_pixels": []}
             with tf.io.TFRecordWriter(tmp) as writer:
                 for path, label in shard["videos"]:
                     result = next(results)
@@ -152,6 +161,12 @@ def _encode_shards(args, listing, pending, total):
                     if not result["ok"]:
                         stats["skipped"].append({"path": path, "reason": result["reason"]})
                         continue
+                    if result["problem"]:
+                        stats["partial"].append({"path": path, "reason": result["problem"]})
+                    if result["sample_aspect_ratio"]:
+                        stats["non_square_pixels"].append(
+                            {"path": path, "sample_aspect_ratio": result["sample_aspect_ratio"]}
+                        )
                     writer.write(
                         schema.make_sequence_example(
                             result["jpegs"],
@@ -168,12 +183,21 @@ def _encode_shards(args, listing, pending, total):
                     stats["classes"][label] = stats["classes"].get(label, 0) + 1
             _write_json(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json"), stats)
             os.replace(tmp, final)
+        return bar.format_dict["elapsed"]
 
 
 def _manifest(args, listing, plan, options, source):
     splits = {}
     for split, shards in plan.items():
-        entry = {"videos": 0, "frames": 0, "classes": {}, "shards": [], "skipped": []}
+        entry = {
+            "videos": 0,
+            "frames": 0,
+            "classes": {},
+            "shards": [],
+            "skipped": [],
+            "partial": [],
+            "non_square_pixels": [],
+        }
         for shard in shards:
             with open(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json")) as f:
                 stats = json.load(f)
@@ -182,11 +206,13 @@ def _manifest(args, listing, plan, options, source):
             for name, count in stats["classes"].items():
                 entry["classes"][name] = entry["classes"].get(name, 0) + count
             entry["shards"].append(shard["name"])
-            entry["skipped"].extend(stats["skipped"])
+            for key in ("skipped", "partial", "non_square_pixels"):
+                entry[key].extend(stats.get(key, []))
         entry["skipped"].extend(
             {"path": name, "reason": "not found on disk"} for name in listing.missing.get(split, [])
         )
-        entry["skipped"].sort(key=lambda s: s["path"])
+        for key in ("skipped", "partial", "non_square_pixels"):
+            entry[key].sort(key=lambda s: s["path"])
         entry["classes"] = dict(sorted(entry["classes"].items()))
         splits[split] = entry
     return {
@@ -199,19 +225,29 @@ def _manifest(args, listing, plan, options, source):
     }
 
 
+SUMMARY_LISTED = 20  # skipped or partial videos named on stderr; all are in manifest.json
+
+
+def _list_videos(title, entries):
+    print(f"warning: {title} {len(entries)} video(s):", file=sys.stderr)
+    for entry in entries[:SUMMARY_LISTED]:
+        print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
+    if len(entries) > SUMMARY_LISTED:
+        print(f"  ... and {len(entries) - SUMMARY_LISTED} more (all listed in manifest.json)", file=sys.stderr)
+
+
 def _summary(manifest, encoded, elapsed):
-    skipped = [s for split in manifest["splits"].values() for s in split["skipped"]]
-    videos = sum(split["videos"] for split in manifest["splits"].values())
-    frames = sum(split["frames"] for split in manifest["splits"].values())
-    shards = sum(len(split["shards"]) for split in manifest["splits"].values())
+    splits = manifest["splits"].values()
+    skipped = [s for split in splits for s in split["skipped"]]
+    partial = [s for split in splits for s in split["partial"]]
     if skipped:
-        reasons = {}
-        for s in skipped:
-            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-        print(f"warning: skipped {len(skipped)} video(s) (details in manifest.json):", file=sys.stderr)
-        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
-            print(f"  {count} x {reason}", file=sys.stderr)
-    rate = f", {encoded / elapsed:.1f} videos/s" if encoded and elapsed > 0 else ""
+        _list_videos("skipped", skipped)
+    if partial:
+        _list_videos("kept partial (--keep-partial)", partial)
+    videos = sum(split["videos"] for split in splits)
+    frames = sum(split["frames"] for split in splits)
+    shards = sum(len(split["shards"]) for split in splits)
+    rate = f" ({encoded / elapsed:.1f} videos/s)" if encoded and elapsed > 0 else ""
     print(
         f"packed {videos} videos ({frames} frames) into {shards} shard(s) of {len(manifest['splits'])} split(s); "
         f"processed {encoded} this run in {elapsed:.1f} s{rate}; skipped {len(skipped)}"
@@ -247,6 +283,11 @@ def build_parser():
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes (default: all cores)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run in OUTPUT_DIR")
+    parser.add_argument(
+        "--keep-partial",
+        action="store_true",
+        help="pack truncated or partly corrupt videos with the frames that decode (each named in a warning)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if any video was skipped")
     return parser
 
@@ -274,8 +315,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; re-run with --resume to finish", file=sys.stderr)
         return 130
-    skipped = any(split["skipped"] for split in manifest["splits"].values())
-    return 1 if (args.strict and skipped) else 0
+    skipped = sum(len(split["skipped"]) for split in manifest["splits"].values())
+    if args.strict and skipped:
+        print(
+            f"error: --strict: {skipped} video(s) were skipped (listed above), so the exit code is 1", file=sys.stderr
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
