@@ -158,6 +158,7 @@ def test_predict_sees_display_aspect_and_warns_on_truncated_video(exported, tmp_
     assert predict.main([*paths, "--model", out, "--clips", "2", "--json"]) == 0
     captured = capsys.readouterr()
     tv, cut = (json.loads(line) for line in captured.out.strip().splitlines())
-    assert abs(tv["width"] / tv["height"] / 2.0 - 1) < 0.02 and "warning" not in tv
+    # 2:1 displayed; at this model's 37-pixel short side, even sizes (74x36) leave 2.8 % of rounding
+    assert abs(tv["width"] / tv["height"] / 2.0 - 1) < 0.03 and "warning" not in tv
     assert cut["warning"].startswith("truncated: decoded ") and cut["frames"] < 60
     assert captured.err.strip() == f"warning: {paths[1]}: {cut['warning']}; classified from the frames that decode"
