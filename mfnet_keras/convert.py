@@ -11,11 +11,13 @@ import argparse
 import sys
 
 import mfnet_keras  # noqa: F401  (sets TensorFlow options before it loads)
-from mfnet_keras import models, weights
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def convert(src, out, model_name, num_classes=None, skip_classifier=False):
     """Builds `model_name`, loads `src` into it and saves it to `out`; returns the model."""
+    from mfnet_keras import models, weights
+
     state = weights.read_torch_state_dict(src)
     if num_classes is None and "classifier.weight" in state:
         num_classes = state["classifier.weight"].shape[0]
@@ -41,7 +43,11 @@ def main(argv=None):
     parser.add_argument(
         "--skip-classifier", action="store_true", help="leave the classifier random (fine-tuning on other classes)"
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
+    from mfnet_keras import models, pth, weights
+
     if not args.out.endswith((".weights.h5", ".keras")):
         parser.error(f"OUT must end in .weights.h5 or .keras. Received: {args.out}")
     preset = weights.find_preset(args.src)
@@ -50,7 +56,7 @@ def main(argv=None):
         parser.error(f"unknown model {model_name!r}; choose from {models.list_models()}")
     try:
         model = convert(args.src, args.out, model_name, args.num_classes, args.skip_classifier)
-    except ValueError as error:
+    except (ValueError, pth.UnsafeCheckpointError) as error:  # truncated, refused or not a checkpoint
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {model_name}, {len(model.weights)} weights, {model.count_params():,} parameters")

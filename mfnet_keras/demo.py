@@ -22,6 +22,7 @@ import sys
 import time
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -97,7 +98,9 @@ def main(argv=None):
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override keys of both configs"
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
     run(args.output, args.set)
     return 0
 

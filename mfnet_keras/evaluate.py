@@ -18,6 +18,7 @@ import numpy as np
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def softmax(logits):
@@ -141,11 +142,11 @@ def predict_views(model, config, pattern):
 
 def evaluate(config, weights, output, class_names=None):
     """Runs the evaluation and writes the report and plots; returns the report."""
-    import keras
+    from mfnet_keras import models
 
     started = time.time()
     pattern = config["data"]["eval"] or config["data"]["train"]
-    model = keras.saving.load_model(weights, compile=False)
+    model = models.load_model(weights)
     classes = model.output_shape[-1]
     if class_names is None:
         from mfnet_keras.train import read_labels
@@ -188,7 +189,9 @@ def main(argv=None):
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
     )
     parser.add_argument("--output", help="report folder (default: <weights folder>/eval)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
     try:
         config = load_config(args.config, args.set)
         if not os.path.exists(args.weights):

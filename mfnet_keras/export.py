@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 TOP_K = 5
 
@@ -141,13 +142,15 @@ def main(argv=None):
     parser.add_argument("--model", help="registered model name to check the weights against (optional)")
     parser.add_argument("--out", required=True, help="output folder of the SavedModel")
     parser.add_argument("--labels", help="class names, one per line (default: labels.txt of the run)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
     if not os.path.exists(args.weights):
         print(f"error: --weights {args.weights} does not exist", file=sys.stderr)
         return 2
-    import keras
+    from mfnet_keras import models
 
-    model = keras.saving.load_model(args.weights, compile=False)
+    model = models.load_model(args.weights)
     if args.model and not model.name.startswith(args.model):
         print(f"error: {args.weights} holds {model.name!r}, not {args.model!r}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 class Classifier:
@@ -36,11 +37,10 @@ class Classifier:
             self.frame_interval = int(pre["frame_interval"])
             self._keras = None
         else:
-            import keras
-
+            from mfnet_keras import models
             from mfnet_keras.export import _run_settings
 
-            self._keras = keras.saving.load_model(path, compile=False)
+            self._keras = models.load_model(path)
             names, mean, std, interval = _run_settings(path)
             shape = self._keras.input_shape[1:]
             self.clip_length = 1 if len(shape) == 3 else shape[0]
@@ -153,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--top-k", type=int, default=5, help="classes to print (default: 5)")
     parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also predict every SECONDS-long window")
     parser.add_argument("--json", action="store_true", help="print one JSON object per video")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.clips < 1 or args.top_k < 1 or (args.timeline is not None and args.timeline <= 0):
         parser.error("--clips and --top-k must be >= 1, --timeline > 0")
@@ -161,6 +162,7 @@ def main(argv=None):
         return 2
     from tfrecords_tools.video import VideoError
 
+    import_tensorflow(args.verbose)
     classifier = Classifier(args.model)
     failed = False
     for path in args.videos:

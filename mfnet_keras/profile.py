@@ -7,11 +7,13 @@ import argparse
 import sys
 
 import mfnet_keras  # noqa: F401  (sets TensorFlow options before it loads)
-from mfnet_keras import models, profiling
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def profile_rows(names):
     """Yields (spec, params, flops) for each named model at the paper's input size."""
+    from mfnet_keras import models, profiling
+
     for name in names:
         spec = models.get_spec(name)
         model = models.build(name)
@@ -27,10 +29,12 @@ def main(argv=None):
         prog="python -m mfnet_keras.profile",
         description="Parameters and multiply-adds (the paper's FLOPs) of the registered models, beside the paper's.",
     )
-    parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"models to profile (default: all of {models.list_models()})"
-    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="models to profile (default: every registered model)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
+    from mfnet_keras import models
+
     for name in args.names:
         if name not in models.list_models():
             parser.error(f"unknown model {name!r}; choose from {models.list_models()}")

@@ -6,10 +6,15 @@ rebuild tensors and containers; any other global is refused with
 `UnsafeCheckpointError` before it can be called. Both serialisations are read:
 the zip archive written since PyTorch 1.6 and the legacy stream of PyTorch ≤ 1.5
 (the released MF-Net checkpoints are PyTorch 0.4 files).
+
+A file cut short, in either format and at any byte, raises `TruncatedCheckpointError`
+naming the file and what is missing (the tensor, how many bytes at which offset).
 """
 
 import collections
 import io
+import mmap
+import os
 import pickle
 import struct
 import zipfile
@@ -33,6 +38,13 @@ _STORAGE_DTYPES = {
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file asks for a Python object that rebuilding tensors does not need."""
+
+
+class TruncatedCheckpointError(ValueError):
+    """The checkpoint ends before the data it declares; the message names the file and what is missing."""
+
+    def __init__(self, path, what):
+        super().__init__(f"{path} is truncated: {what}, file ends at {os.path.getsize(path)}")
 
 
 class _StorageType:
@@ -120,13 +132,27 @@ def _load_zip(path):
         return _Unpickler(io.BytesIO(archive.read(pickles[0])), load_storage).load()
 
 
+def _itemsize(storage_type):
+    dtype = _as_dtype(storage_type)
+    return 2 if dtype is None else dtype.itemsize
+
+
+def _unpickle(f, load_storage, path, part):
+    """One pickle of the legacy stream; a file ending inside it is `TruncatedCheckpointError`."""
+    try:
+        return _Unpickler(f, load_storage).load()
+    except (EOFError, pickle.UnpicklingError, struct.error) as error:
+        if isinstance(error, UnsafeCheckpointError) or f.tell() < os.path.getsize(path):
+            raise
+        raise TruncatedCheckpointError(path, f"the file stops inside its pickled {part}") from None
+
+
 def _load_legacy(path):
     with open(path, "rb") as f:
-        header = _Unpickler(f, None)
-        if header.load() != _LEGACY_MAGIC:
+        if _unpickle(f, None, path, "header") != _LEGACY_MAGIC:
             raise ValueError(f"Not a PyTorch checkpoint: {path}")
-        header.load()  # protocol version
-        header.load()  # system info
+        _unpickle(f, None, path, "header")  # protocol version
+        _unpickle(f, None, path, "header")  # system info
         storages, views = {}, {}
 
         def load_storage(fields):
@@ -138,14 +164,37 @@ def _load_legacy(path):
                 return _LazyStorage(storages, views, view_key)
             return _LazyStorage(storages, views, key)
 
-        result = _Unpickler(f, load_storage).load()
-        keys = _Unpickler(f, None).load()
+        result = _unpickle(f, load_storage, path, "state dict")
+        keys = _unpickle(f, None, path, "list of storages")
+        names = _tensor_names(result, lambda tensor: tensor.args[0].base_key())
+        end = os.path.getsize(path)
         for key in keys:
             storage_type, numel = storages[key]
+            tensor = names.get(key, f"storage {key}")
+            if f.tell() + 8 > end:
+                raise TruncatedCheckpointError(path, f"tensor {tensor} needs its 8-byte size at offset {f.tell()}")
             (size,) = struct.unpack("<q", f.read(8))
-            itemsize = 2 if _as_dtype(storage_type) is None else _as_dtype(storage_type).itemsize
-            storages[key] = _from_bytes(f.read(size * itemsize), storage_type)
+            nbytes = size * _itemsize(storage_type)
+            if f.tell() + nbytes > end:
+                raise TruncatedCheckpointError(path, f"tensor {tensor} needs {nbytes} bytes at offset {f.tell()}")
+            storages[key] = _from_bytes(f.read(nbytes), storage_type)
     return _resolve(result)
+
+
+def _tensor_names(value, storage_key, prefix=""):
+    """`{storage key: name of the first tensor that uses it}` over a pickled result of lazy tensors."""
+    names = {}
+    if isinstance(value, _LazyTensor):
+        names[storage_key(value)] = prefix or "(the object)"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            for key, name in _tensor_names(v, storage_key, f"{prefix}.{k}" if prefix else str(k)).items():
+                names.setdefault(key, name)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            for key, name in _tensor_names(v, storage_key, f"{prefix}[{i}]").items():
+                names.setdefault(key, name)
+    return names
 
 
 class _LazyStorage:
@@ -153,6 +202,9 @@ class _LazyStorage:
 
     def __init__(self, storages, views, key):
         self.storages, self.views, self.key = storages, views, key
+
+    def base_key(self):
+        return self.views[self.key][0] if self.key in self.views else self.key
 
     def array(self):
         if self.key in self.views:
@@ -192,17 +244,79 @@ _ALLOWED = {
 }
 
 
+def _cut_zip_error(path):
+    """The error for a zip checkpoint without its end records: which tensor the cut falls in, if any.
+
+    PyTorch writes `data.pkl` first and then each storage as `data/<key>`, so
+    the pickle (when whole) tells every tensor's name and byte count, and each
+    entry is found by its local header.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if size < 30:
+            return TruncatedCheckpointError(path, "the first zip entry needs a 30-byte header at offset 0")
+        name_len, extra_len = struct.unpack("<HH", data[26:30])
+        first = bytes(data[30 : 30 + name_len]).decode("utf-8", "replace")
+        if 30 + name_len + extra_len > size:
+            return TruncatedCheckpointError(
+                path, f"the first zip entry needs {30 + name_len + extra_len} bytes at offset 0"
+            )
+        if not first.endswith("data.pkl"):
+            return ValueError(f"Not a PyTorch checkpoint: {path} is a zip file cut short (no central directory)")
+        storages = {}
+        f.seek(30 + name_len + extra_len)
+        try:
+            result = _Unpickler(f, lambda fields: _placeholder_storage(storages, fields)).load()
+        except (EOFError, pickle.UnpicklingError, struct.error) as error:
+            if isinstance(error, UnsafeCheckpointError):
+                return error
+            return TruncatedCheckpointError(path, f"the file stops inside its pickle {first!r}")
+        names = _tensor_names(result, lambda tensor: tensor.args[0].key)
+        entries = _zip_entries(data, f.tell(), first[: -len("data.pkl")] + "data/")
+        for key in sorted(storages, key=lambda k: (k not in entries, entries.get(k, 0), k)):
+            nbytes = storages[key][1] * _itemsize(storages[key][0])
+            tensor = names.get(key, f"storage {key}")
+            if key not in entries:
+                return TruncatedCheckpointError(path, f"tensor {tensor} needs {nbytes} bytes in a zip entry after it")
+            if entries[key] + nbytes > size:
+                return TruncatedCheckpointError(path, f"tensor {tensor} needs {nbytes} bytes at offset {entries[key]}")
+    return TruncatedCheckpointError(path, "every tensor is whole but the zip's closing directory is missing")
+
+
+def _zip_entries(data, start, prefix):
+    """`{storage key: offset of its bytes}` for every whole local header of `prefix<key>` from `start`."""
+    entries, position = {}, start
+    while (found := data.find(b"PK\x03\x04", position)) >= 0 and found + 30 <= len(data):
+        name_len, extra_len = struct.unpack("<HH", data[found + 26 : found + 30])
+        name = bytes(data[found + 30 : found + 30 + name_len]).decode("utf-8", "replace")
+        if name.startswith(prefix) and found + 30 + name_len + extra_len <= len(data):
+            entries[name[len(prefix) :]] = found + 30 + name_len + extra_len
+        position = found + 4
+    return entries
+
+
+def _placeholder_storage(storages, fields):
+    storage_type, key, _location, numel = fields
+    storages[str(key)] = (storage_type, int(numel))
+    return _LazyStorage(storages, {}, str(key))
+
+
 def load(path):
     """The object saved in a `.pth` file, with every tensor as a NumPy array.
 
     Raises `UnsafeCheckpointError` when the file names anything but tensors and
-    plain containers, and ValueError when it is not a PyTorch checkpoint.
+    plain containers, `TruncatedCheckpointError` when it is cut short, and
+    ValueError when it is not a PyTorch checkpoint.
     """
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        raise _cut_zip_error(path)
     try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path)
         return _load_legacy(path)
-    except UnsafeCheckpointError:
+    except (UnsafeCheckpointError, TruncatedCheckpointError):
         raise
-    except (pickle.UnpicklingError, EOFError, struct.error, KeyError, TypeError) as error:
+    except (pickle.UnpicklingError, EOFError, struct.error, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ValueError(f"Not a readable PyTorch checkpoint: {path} ({error})") from None

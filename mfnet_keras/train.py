@@ -19,6 +19,7 @@ import warnings
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def read_labels(pattern):
@@ -329,7 +330,9 @@ def main(argv=None):
     parser.add_argument("--output", help="run folder (default: runs/<config name>)")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (mixed_bfloat16 on TPU)")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
     try:
         config = load_config(args.config, args.set)
         output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])

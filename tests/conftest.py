@@ -5,4 +5,17 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pytest  # noqa: E402
+
 import mfnet_keras  # noqa: E402,F401  (sets oneDNN before TensorFlow loads)
+from tfrecords_tools import pack, synthetic  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_records(tmp_path_factory):
+    """The synthetic motion classes, 2 training and 1 test video each, packed at a short side of 40."""
+    root = tmp_path_factory.mktemp("demo")
+    synthetic.generate(str(root / "videos"), seed=0, train_per_class=2, test_per_class=1, frames=12, size=64, workers=1)
+    args = [str(root / "videos"), str(root / "records"), "--layout", "list", "--short-side", "40", "--workers", "1"]
+    assert pack.main(args) == 0
+    return root / "records"

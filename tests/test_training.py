@@ -18,22 +18,13 @@ from mfnet_keras import evaluate, train
 from mfnet_keras.config import ConfigError, load_config
 from mfnet_keras.optimizers import SGD
 from mfnet_keras.schedules import EpochSchedule
-from tfrecords_tools import pack, synthetic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    synthetic.generate(str(root / "videos"), seed=0, train_per_class=2, test_per_class=1, frames=12, size=64, workers=1)
-    assert (
-        pack.main(
-            [str(root / "videos"), str(root / "records"), "--layout", "list", "--short-side", "40", "--workers", "1"]
-        )
-        == 0
-    )
-    return root / "records"
+@pytest.fixture
+def records(demo_records):
+    return demo_records
 
 
 def tiny_config(tmp_path, records, **train_overrides):

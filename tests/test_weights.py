@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -180,6 +182,36 @@ def test_convert_command(torch_models, tmp_path, capsys):
     )
     assert convert_main([str(tmp_path / "missing.pth"), out]) == 2
     assert "error: No such checkpoint file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+def test_truncated_checkpoint_is_one_line_at_any_cut(legacy, torch_models, tmp_path, capsys):
+    src = save(torch_models["mfnet3d"].state_dict(), tmp_path / "whole.pth", legacy)
+    data = open(src, "rb").read()
+    cuts = [1, 3, 30, 64, 200, 1000] + [len(data) * i // 15 for i in range(1, 14)] + [len(data) - 1]
+    cut_path, out = tmp_path / "MFNet3D_Kinetics-400_72.8.pth", tmp_path / "out.weights.h5"
+    reasons = set()
+    for cut in cuts:
+        cut_path.write_bytes(data[:cut])
+        assert convert_main([str(cut_path), str(out)]) == 2, cut
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {cut_path} is truncated: ") and err.endswith(f", file ends at {cut}\n"), err
+        assert err.count("\n") == 1 and not out.exists()
+        reasons.add(err.split(": ")[2].split(" needs ")[0].split(" ")[0])
+    assert "tensor" in reasons  # cuts inside the data name the tensor
+    cut_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(pth.TruncatedCheckpointError, match=r"tensor conv\S+ needs \d+ bytes at offset \d+, file ends"):
+        pth.load(str(cut_path))
+
+
+def test_convert_of_a_truncated_file_prints_no_traceback(torch_models, tmp_path):
+    src = save(torch_models["mfnet2d"].state_dict(), tmp_path / "whole.pth", legacy=False)
+    (tmp_path / "cut.pth").write_bytes(open(src, "rb").read()[:100_000])
+    command = [sys.executable, "-m", "mfnet_keras.convert", str(tmp_path / "cut.pth"), str(tmp_path / "o.keras")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and not (tmp_path / "o.keras").exists()
+    assert result.stderr.startswith(f"error: {tmp_path / 'cut.pth'} is truncated: tensor ")
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_presets_table():

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from tfrecords_tools import schema
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 from tfrecords_tools.video import decode_jpeg
 
 
@@ -92,7 +93,9 @@ def main(argv=None):
     )
     parser.add_argument("--contact-sheet", metavar="PNG", help="write a grid of frames from a few clips")
     parser.add_argument("--clips", type=int, default=6, help="clips in the contact sheet (default: 6)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
     splits = split_files(args.output_dir)
     if not splits:
         print(f"error: no <split>-NNNNN-of-NNNNN.tfrecord files in {args.output_dir}", file=sys.stderr)

@@ -17,6 +17,7 @@ import sys
 
 from tfrecords_tools import __version__, schema
 from tfrecords_tools.layouts import LAYOUTS, LayoutError, list_source
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 from tfrecords_tools.video import VideoError, decode_video, encode_jpeg
 
 STATE_DIR = ".pack"  # plan and per-shard results, for --resume
@@ -289,6 +290,7 @@ def build_parser():
         help="pack truncated or partly corrupt videos with the frames that decode (each named in a warning)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 if any video was skipped")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -307,6 +309,7 @@ def main(argv=None):
     for failed, message in checks:
         if failed:
             parser.error(message)
+    import_tensorflow(args.verbose)
     try:
         manifest = pack(args)
     except UsageError as error:

@@ -191,7 +191,8 @@ class FiberConv(keras.layers.Layer):
         if not split or len(xs) != self.num_fibers:
             xs = [join_fibers(xs)]
         if self._pads is not None:
-            xs = [ops.pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
+            pad = _tf_conv.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
+            xs = [pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
         if self._frames and not split:
             return [_tf_conv.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:

@@ -5,4 +5,11 @@ from mfnet_keras.models.mobilenet_v2 import MobileNetV2
 from mfnet_keras.models.registry import ModelSpec, build, get_spec, list_models
 from mfnet_keras.models.resnet import ResNet
 
-__all__ = ["MFNet", "MobileNetV2", "ModelSpec", "ResNet", "build", "get_spec", "list_models"]
+__all__ = ["MFNet", "MobileNetV2", "ModelSpec", "ResNet", "build", "get_spec", "list_models", "load_model"]
+
+
+def load_model(path):
+    """A `.keras` file of this project's models, uncompiled; importing this package registered their classes."""
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
