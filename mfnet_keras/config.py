@@ -37,6 +37,7 @@ SCHEMA = {
         "mean": [0.485, 0.456, 0.406],
         "std": [0.229, 0.224, 0.225],
         "shuffle_buffer": 256,
+        "multi_label": False,  # records with several labels train on all (multi-hot, sigmoid); else on the first
     },
     "train": {
         "epochs": 10,

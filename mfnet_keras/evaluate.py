@@ -5,6 +5,9 @@
 Video-level predictions average the softmax of all views (`eval.num_clips` ×
 `eval.num_crops`) of a video. Writes `report.json`, `per_class_accuracy.png`
 (classes sorted by accuracy, as the paper's Fig. 7) and `confusion_matrix.png`.
+With `data.multi_label` the views' sigmoids are averaged and the report gives
+mean average precision (`video_map`, `clip_map`, per-class `average_precision`,
+plotted in `per_class_average_precision.png`).
 """
 
 import argparse
@@ -25,6 +28,48 @@ def softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def average_precision(scores, positives):
+    """Area under the precision-recall step curve: the mean precision at the rank of each positive."""
+    order = np.argsort(-scores, kind="stable")
+    hits = positives[order].astype(bool)
+    if not hits.any():
+        return None
+    precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at_rank[hits].mean())
+
+
+def multi_label_metrics(probs, labels, video_index, class_names):
+    """Mean average precision over classes (those with a positive video), per video and per view.
+
+    Args:
+        probs: `[views, classes]` sigmoid of each view.
+        labels: `[views, classes]` multi-hot targets (the same for all views of a video).
+        video_index: `[views]` video each view belongs to.
+        class_names: names of the classes, in index order.
+    """
+    videos = np.unique(video_index)
+    video_probs = np.stack([probs[video_index == v].mean(axis=0) for v in videos])
+    video_labels = np.stack([labels[video_index == v][0] for v in videos])
+    per_class, video_ap, clip_ap = {}, [], []
+    for c, name in enumerate(class_names):
+        ap = average_precision(video_probs[:, c], video_labels[:, c])
+        per_class[name] = {"videos": int(video_labels[:, c].sum()), "average_precision": ap}
+        if ap is not None:
+            video_ap.append(ap)
+            clip_ap.append(average_precision(probs[:, c], labels[:, c]))
+    return {
+        "videos": int(len(videos)),
+        "views": int(len(labels)),
+        "video_map": float(np.mean(video_ap)) if video_ap else None,
+        "clip_map": float(np.mean(clip_ap)) if clip_ap else None,
+        "per_class": per_class,
+    }
 
 
 def top_k_hits(probs, labels, k):
@@ -64,10 +109,10 @@ def video_metrics(probs, labels, video_index, class_names):
     }
 
 
-def plot_per_class(per_class, path, title):
+def plot_per_class(per_class, path, title, metric="accuracy"):
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
-    items = sorted(((v["accuracy"], k) for k, v in per_class.items() if v["accuracy"] is not None), reverse=True)
+    items = sorted(((v[metric], k) for k, v in per_class.items() if v[metric] is not None), reverse=True)
     fig = Figure(figsize=(max(6, 0.35 * len(items)), 4))
     ax = fig.subplots()
     ax.bar(range(len(items)), [100 * a for a, _ in items], color="#3b75af")
@@ -76,7 +121,7 @@ def plot_per_class(per_class, path, title):
     if len(items) > 60:
         ax.set_xticks([])
         ax.set_xlabel("classes, sorted by accuracy")
-    ax.set_ylabel("video-level accuracy (%)")
+    ax.set_ylabel(f"video-level {metric.replace('_', ' ')} (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
     fig.tight_layout()
@@ -106,7 +151,8 @@ def plot_confusion(confusion, class_names, path, title):
 
 
 def predict_views(model, config, pattern):
-    """`(probs, labels, video_index)` over every view of the eval records."""
+    """`(probs, labels, video_index)` over every view of the eval records: softmax, or sigmoid and
+    multi-hot labels with `data.multi_label`."""
     from tqdm import tqdm
 
     from mfnet_keras.data import make_dataset
@@ -124,6 +170,7 @@ def predict_views(model, config, pattern):
         mean=tuple(data["mean"]),
         std=tuple(data["std"]),
         num_classes=model_cfg["num_classes"],
+        multi_label=data["multi_label"],
     )
     from mfnet_keras.train import records_info
 
@@ -134,7 +181,7 @@ def predict_views(model, config, pattern):
     probs, labels, videos = [], [], []
     for clips, y, index in tqdm(ds, total=total, unit="batch", desc="evaluating", file=sys.stderr):
         logits = model(clips[:, 0] if two_d else clips, training=False)
-        probs.append(softmax(np.asarray(logits, np.float64)))
+        probs.append((sigmoid if data["multi_label"] else softmax)(np.asarray(logits, np.float64)))
         labels.append(y.numpy())
         videos.append(index.numpy())
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(videos)
@@ -156,7 +203,8 @@ def evaluate(config, weights, output, class_names=None):
         class_names = [str(i) for i in range(classes)]
     config["model"]["num_classes"] = classes
     probs, labels, videos = predict_views(model, config, pattern)
-    report = video_metrics(probs, labels, videos, class_names)
+    multi_label = config["data"]["multi_label"]
+    report = (multi_label_metrics if multi_label else video_metrics)(probs, labels, videos, class_names)
     report.update(
         weights=weights,
         records=pattern,
@@ -167,15 +215,29 @@ def evaluate(config, weights, output, class_names=None):
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    name = os.path.basename(os.path.dirname(os.path.abspath(weights)))
+    _plot_and_print(report, class_names, output, os.path.basename(os.path.dirname(os.path.abspath(weights))))
+    return report
+
+
+def _plot_and_print(report, class_names, output, name):
+    where = f"({report['videos']} videos, {report['views']} views) -> {os.path.join(output, 'report.json')}"
+    if "video_map" in report:
+        plot_per_class(
+            report["per_class"],
+            os.path.join(output, "per_class_average_precision.png"),
+            f"{name}: per-class average precision",
+            metric="average_precision",
+        )
+        print(
+            f"video mAP {100 * (report['video_map'] or 0):.1f}%  clip mAP {100 * (report['clip_map'] or 0):.1f}%  {where}"
+        )
+        return
     plot_per_class(report["per_class"], os.path.join(output, "per_class_accuracy.png"), f"{name}: per-class accuracy")
     plot_confusion(report["confusion_matrix"], class_names, os.path.join(output, "confusion_matrix.png"), name)
     print(
         f"video top-1 {100 * report['video_top1']:.1f}%  top-5 {100 * report['video_top5']:.1f}%  "
-        f"clip top-1 {100 * report['clip_top1']:.1f}%  ({report['videos']} videos, {report['views']} views) "
-        f"-> {os.path.join(output, 'report.json')}"
+        f"clip top-1 {100 * report['clip_top1']:.1f}%  {where}"
     )
-    return report
 
 
 def main(argv=None):

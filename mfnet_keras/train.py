@@ -93,6 +93,8 @@ def reverse_in_time(pairs, class_names, clip_length):
         flip = tf.random.uniform(tf.shape(labels)[:1]) < 0.5
         reversed_clips = tf.reverse(clips, axis=[1])
         clips = tf.where(tf.reshape(flip, [-1, 1, 1, 1, 1]), reversed_clips, clips)
+        if labels.shape.rank == 2:  # multi-hot: the pairs swap columns
+            return clips, tf.where(flip[:, None], tf.gather(labels, table, axis=1), labels)
         labels = tf.where(flip, tf.gather(table, tf.cast(labels, tf.int32)), tf.cast(labels, tf.int32))
         return clips, labels
 
@@ -114,6 +116,7 @@ def make_datasets(config, strategy, shape, reverse=None):
         mean=tuple(data["mean"]),
         std=tuple(data["std"]),
         num_classes=model_cfg["num_classes"],
+        multi_label=data["multi_label"],
     )
     squeeze = len(shape) == 3
 
@@ -215,6 +218,34 @@ def make_optimizer(config, steps_per_epoch, loaded_paths):
     )
 
 
+def loss_and_metrics(config):
+    """`(loss on logits, metrics)`; the first metric picks the best checkpoint.
+
+    Single-label: softmax cross-entropy, accuracy (and top-5). With
+    `data.multi_label`: sigmoid cross-entropy on multi-hot targets and the
+    area under each class's precision-recall curve, averaged (`pr_auc`, what
+    `evaluate`'s exact mean average precision measures).
+    """
+    import keras
+
+    classes, smoothing = config["model"]["num_classes"], config["train"]["label_smoothing"]
+    if config["data"]["multi_label"]:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=smoothing)
+        auc = keras.metrics.AUC(curve="PR", multi_label=True, num_labels=classes, from_logits=True, name="pr_auc")
+        return loss, [auc]
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if classes > 5:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics
+    categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+
+    def smoothed(y_true, y_pred):
+        return categorical(keras.ops.one_hot(keras.ops.cast(y_true, "int32"), classes), y_pred)
+
+    return smoothed, metrics
+
+
 def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
     """Runs (or resumes) training; returns the Keras History of the last `fit` call."""
     import keras
@@ -252,18 +283,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     with strategy.scope():
         model, loaded = build_model(config, shape, strategy)
         optimizer = make_optimizer(config, steps, loaded)
-        classes = config["model"]["num_classes"]
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        if classes > 5:
-            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if config["train"]["label_smoothing"]:
-            smoothing = config["train"]["label_smoothing"]
-            categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
-
-            def loss(y_true, y_pred):
-                return categorical(keras.ops.one_hot(keras.ops.cast(y_true, "int32"), classes), y_pred)
-
+        loss, metrics = loss_and_metrics(config)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     if is_multi_worker(strategy):
         enable_multi_worker_fit(model)
@@ -272,7 +292,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         os.path.join(output, "checkpoints"),
         config["train"]["save_every_steps"],
         steps,
-        monitor="val_accuracy" if eval_ds is not None else "accuracy",
+        monitor=("val_" if eval_ds is not None else "") + metrics[0].name,
         write=chief,
     )
     nan_guard = TerminateOnNaN()

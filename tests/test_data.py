@@ -169,24 +169,89 @@ def test_eval_views_and_video_index(records):
     assert len(next(iter(plain))) == 2
 
 
-def test_dmvr_style_records_with_extra_keys_and_multi_labels(tmp_path):
-    path = tmp_path / "dmvr.tfrecord"
+def write_multi_label_records(path, label_lists, image_key="images", frames=6):
+    """Model Garden / DMVR style records: several `clip/label/index` values, extra context keys."""
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for labels in ([2, 5], [1]):
+        for v, labels in enumerate(label_lists):
             example = tf.train.SequenceExample()
             example.context.feature["clip/label/index"].int64_list.value.extend(labels)
             example.context.feature["clip/label/text"].bytes_list.value.append(b"x")
             example.context.feature["clip/start/timestamp"].int64_list.value.append(0)
             example.context.feature["clip/media_id"].bytes_list.value.append(b"abc")
-            frames = example.feature_lists.feature_list["images"]
-            for t in range(6):
-                frames.feature.add().bytes_list.value.append(jpeg(frame(t, 0)))
+            feature_list = example.feature_lists.feature_list[image_key]
+            for t in range(frames):
+                feature_list.feature.add().bytes_list.value.append(jpeg(frame(t, v)))
             writer.write(example.SerializeToString())
+
+
+def test_dmvr_style_records_with_extra_keys_and_multi_labels(tmp_path):
+    path = tmp_path / "dmvr.tfrecord"
+    write_multi_label_records(path, ([2, 5], [1]))
     common = dict(split="eval", batch_size=2, clip_length=4, crop_size=16, image_key="images")
     _, multi, _ = next(iter(make_dataset(str(path), num_classes=6, multi_label=True, **common)))
     np.testing.assert_array_equal(multi.numpy(), [[0, 0, 1, 0, 0, 1], [0, 1, 0, 0, 0, 0]])
     _, first, _ = next(iter(make_dataset(str(path), **common)))
     np.testing.assert_array_equal(first.numpy(), [2, 1])
+
+
+def test_a_record_with_several_labels_trains_on_its_first_and_is_counted(tmp_path, caplog):
+    path = tmp_path / "multi.tfrecord"
+    write_multi_label_records(path, ([1, 3], [0], [1]), image_key=schema.IMAGE)
+    common = dict(batch_size=1, clip_length=4, crop_size=8, seed=0)
+    single = make_dataset(str(path), "train", num_classes=2, **common)  # label 3 is out of range, but unused
+    assert sorted(int(y[0]) for _, y in single) == [0, 1, 1]
+    assert single.bad_data.result() == {"no_frames": 0, "bad_jpeg": 0, "bad_label": 0, "multi_label_records": 1}
+    logs = {}
+    with caplog.at_level(logging.WARNING, logger="mfnet_keras.data"):
+        BadDataLogger(single.bad_data).on_epoch_end(0, logs)
+    assert logs == {"bad_data_dropped": 0, "multi_label_records": 1}
+    assert "epoch 1: 1 record(s) hold several labels and trained on their first" in caplog.text
+    multi = make_dataset(str(path), "train", num_classes=4, multi_label=True, **common)
+    targets = sorted(tuple(y[0].numpy().tolist()) for _, y in multi)
+    assert targets == [(0, 1, 0, 0), (0, 1, 0, 1), (1, 0, 0, 0)]
+    assert multi.bad_data.result()["multi_label_records"] == 0
+
+
+def test_multi_label_training_and_evaluation_give_map(tmp_path):
+    from mfnet_keras import evaluate, train
+    from mfnet_keras.config import load_config
+
+    label_lists = [[1, 3], [0], [2, 3], [1], [0, 2], [3]]
+    write_multi_label_records(tmp_path / "train.tfrecord", label_lists, image_key=schema.IMAGE, frames=8)
+    overrides = [
+        f"data.train={tmp_path}/train.tfrecord",
+        "data.multi_label=true",
+        "data.flip=false",
+        "model.num_classes=4",
+        "model.clip_length=4",
+        "model.crop_size=16",
+        "train.epochs=1",
+        "train.batch_size=2",
+        "eval.num_clips=1",
+        "eval.num_crops=1",
+    ]
+    config = load_config(None, overrides)
+    history = train.train(config, str(tmp_path / "run"), verbose=0)
+    assert "pr_auc" in history.history and np.all(np.isfinite(history.history["loss"]))
+    report = evaluate.evaluate(config, str(tmp_path / "run" / "model.keras"), str(tmp_path / "eval"))
+    assert report["videos"] == 6 and 0 < report["video_map"] <= 1 and 0 < report["clip_map"] <= 1
+    assert [report["per_class"][str(c)]["videos"] for c in range(4)] == [2, 2, 2, 3]
+    assert (tmp_path / "eval" / "per_class_average_precision.png").exists()
+
+
+def test_average_precision_matches_hand_computed_values():
+    from mfnet_keras import evaluate
+
+    # positives ranked 1st and 3rd: precision 1/1 and 2/3
+    assert evaluate.average_precision(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 0, 1, 0])) == pytest.approx(5 / 6)
+    assert evaluate.average_precision(np.array([0.5, 0.4]), np.array([0, 0])) is None
+    probs = np.array([[0.9, 0.2], [0.7, 0.6], [0.1, 0.8], [0.3, 0.4]])
+    labels = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
+    report = evaluate.multi_label_metrics(probs, labels, np.array([0, 0, 1, 1]), ["a", "b"])
+    # videos: [0.8, 0.4] (a) and [0.2, 0.6] (b): each class's positive ranks first
+    assert report["video_map"] == 1.0
+    # views: a's positives rank 1st and 2nd (AP 1); b's (0.8, 0.4) rank 1st and 3rd (AP 5/6)
+    assert report["clip_map"] == pytest.approx((1.0 + 5 / 6) / 2)
 
 
 @pytest.mark.parametrize("files", [4, 1])
@@ -217,14 +282,14 @@ def test_bad_data_is_dropped_and_counted_in_train(bad_records, caplog):
     )
     labels = sorted(int(y[0]) for _, y in ds)
     assert labels == [0, 2]
-    assert ds.bad_data.result() == {"no_frames": 1, "bad_jpeg": 1, "bad_label": 1}
+    assert ds.bad_data.result() == {"no_frames": 1, "bad_jpeg": 1, "bad_label": 1, "multi_label_records": 0}
     logger = BadDataLogger(ds.bad_data)
     logs = {}
     with caplog.at_level(logging.WARNING, logger="mfnet_keras.data"):
         logger.on_epoch_end(0, logs)
     assert logs["bad_data_dropped"] == 3
     assert "epoch 1: dropped 3 bad clip(s): no_frames 1, bad_jpeg 1, bad_label 1" in caplog.text
-    assert ds.bad_data.result() == {"no_frames": 0, "bad_jpeg": 0, "bad_label": 0}
+    assert ds.bad_data.result() == {"no_frames": 0, "bad_jpeg": 0, "bad_label": 0, "multi_label_records": 0}
 
 
 @pytest.mark.parametrize(

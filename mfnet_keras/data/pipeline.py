@@ -24,13 +24,19 @@ VIDEO_MEAN = (0.485, 0.456, 0.406)
 VIDEO_STD = (0.229, 0.224, 0.225)
 HLS_JITTER = (15, 35, 25)  # the official recipe: ±hue (OpenCV 0–180 scale), ±lightness, ±saturation (0–255)
 BAD_DATA_REASONS = ("no_frames", "bad_jpeg", "bad_label")
+# Not bad data: records with several labels, used with their first label when training single-label.
+MULTI_LABEL_RECORDS = "multi_label_records"
 
 
 class BadDataCounter:
-    """Counts training elements dropped for bad data, by reason; read by `BadDataLogger`."""
+    """Counts training elements dropped for bad data, by reason, and multi-label records used single-label;
+    read by `BadDataLogger`."""
 
     def __init__(self):
-        self.counts = {reason: tf.Variable(0, dtype=tf.int64, trainable=False) for reason in BAD_DATA_REASONS}
+        self.counts = {
+            reason: tf.Variable(0, dtype=tf.int64, trainable=False)
+            for reason in (*BAD_DATA_REASONS, MULTI_LABEL_RECORDS)
+        }
 
     def result(self):
         return {reason: int(v.numpy()) for reason, v in self.counts.items()}
@@ -41,9 +47,10 @@ class BadDataCounter:
 
 
 class BadDataLogger(keras.callbacks.Callback):
-    """Logs, at each epoch end, how many training elements were dropped for bad data, then resets the count.
+    """Logs, at each epoch end, how many training elements were dropped for bad data and how many records
+    with several labels trained on their first label, then resets the counts.
 
-    Adds `bad_data_dropped` to the epoch logs (so CSVLogger/TensorBoard see it).
+    Adds `bad_data_dropped` and `multi_label_records` to the epoch logs (so CSVLogger/TensorBoard see them).
     """
 
     def __init__(self, counter):
@@ -52,12 +59,20 @@ class BadDataLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         counts = self.counter.result()
+        several = counts.pop(MULTI_LABEL_RECORDS)
         total = sum(counts.values())
         if logs is not None:
             logs["bad_data_dropped"] = total
+            logs[MULTI_LABEL_RECORDS] = several
+        log = logging.getLogger("mfnet_keras.data")
         if total:
             detail = ", ".join(f"{reason} {n}" for reason, n in counts.items() if n)
-            logging.getLogger("mfnet_keras.data").warning(f"epoch {epoch + 1}: dropped {total} bad clip(s): {detail}")
+            log.warning(f"epoch {epoch + 1}: dropped {total} bad clip(s): {detail}")
+        if several:
+            log.warning(
+                f"epoch {epoch + 1}: {several} record(s) hold several labels and trained on their first "
+                "(multi_label_records; data.multi_label=true trains on all of them)"
+            )
         self.counter.reset()
 
 
@@ -211,16 +226,21 @@ def _finish_train_clip(clip, mirror, offsets, scale, offset, jitter):
 
 
 def _labels(label_values, num_classes, multi_label):
-    """Label (int32 scalar, or multi-hot) and whether it is valid."""
+    """Label (int32 scalar, or multi-hot) and whether it is valid.
+
+    Single-label: the record's first label, valid when in range whatever the
+    others are. Multi-label: every label must be in range.
+    """
     in_range = label_values >= 0
     if num_classes is not None:
         in_range &= label_values < num_classes
-    valid = (tf.size(label_values) > 0) & tf.reduce_all(in_range)
     if multi_label:
+        valid = (tf.size(label_values) > 0) & tf.reduce_all(in_range)
         hot = tf.reduce_max(tf.one_hot(tf.where(in_range, label_values, 0), num_classes), axis=0)
         return tf.cast(hot, tf.float32) * tf.cast(valid, tf.float32), valid
-    first = tf.cast(tf.concat([label_values, [-1]], 0)[0], tf.int32)
-    return first, valid
+    first = tf.concat([label_values, [-1]], 0)[0]
+    valid = tf.concat([in_range, [False]], 0)[0]
+    return tf.cast(first, tf.int32), valid
 
 
 def _list_files(file_pattern):
@@ -286,7 +306,9 @@ def make_dataset(
         mean, std: normalisation of [0, 1] pixels (the model's preprocessing).
         dtype: of the clips: "float32", "bfloat16" or "float16".
         num_classes: labels outside `[0, num_classes)` are bad data.
-        multi_label: multi-hot float labels of `num_classes` (DMVR multi-label records).
+        multi_label: multi-hot float labels of `num_classes` (DMVR multi-label
+            records); otherwise a record's first label is used, and training
+            counts records with several in `bad_data_counter`.
         image_key, label_key: feature keys (DMVR / Model Garden records may differ).
         shuffle_buffer: train: records held for shuffling.
         seed: makes sampling, augmentation and order reproducible.
@@ -361,14 +383,16 @@ def make_dataset(
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
         def train_element(record, rand):
-            picked, label, _, has_frames, whole, label_ok = read_clip_frames(
+            picked, label, context, has_frames, whole, label_ok = read_clip_frames(
                 record[2], lambda n: sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand)
             )
             ok = whole & label_ok
+            several = tf.size(context[label_key]) > 1
             for reason, bad in (
                 ("no_frames", ~has_frames),
                 ("bad_jpeg", has_frames & ~whole),
                 ("bad_label", whole & ~label_ok),
+                (MULTI_LABEL_RECORDS, ok & several & (not multi_label)),
             ):
                 counter.counts[reason].assign_add(tf.cast(bad, tf.int64))
 
