@@ -7,7 +7,8 @@ Decodes each video with PyAV, samples `--clips` uniformly spaced clips over
 the whole video (short side resized, centre crop), averages their softmax and
 prints the top-k classes. `--timeline S` also prints the prediction of every
 S-second window. A file that cannot be read gets one error line; the others are
-still processed, and the exit code is then 1.
+still processed, and the exit code is then 1. A truncated or partly corrupt
+video is classified from the frames that decode, with a warning line.
 """
 
 import argparse

@@ -93,7 +93,7 @@ def reverse_in_time(pairs, class_names, clip_length):
         flip = tf.random.uniform(tf.shape(labels)[:1]) < 0.5
         reversed_clips = tf.reverse(clips, axis=[1])
         clips = tf.where(tf.reshape(flip, [-1, 1, 1, 1, 1]), reversed_clips, clips)
-        if labels.shape.rank == 2:  # multi-hot: the pairs swap columns
+        if len(labels.shape) == 2:  # multi-hot: the pairs swap columns
             return clips, tf.where(flip[:, None], tf.gather(labels, table, axis=1), labels)
         labels = tf.where(flip, tf.gather(table, tf.cast(labels, tf.int32)), tf.cast(labels, tf.int32))
         return clips, labels

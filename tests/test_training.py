@@ -250,6 +250,11 @@ def test_reverse_in_time_plays_clips_backwards_and_swaps_their_labels():
     np.testing.assert_array_equal(out[~flipped, :, 0, 0, 0], np.tile([0, 1, 2, 3], ((~flipped).sum(), 1)))
     np.testing.assert_array_equal(new[flipped], np.array([1, 0, 2])[labels[flipped]])
     np.testing.assert_array_equal(new[~flipped], labels[~flipped])
+    hot = np.eye(3, dtype="float32")[labels] + np.eye(3, dtype="float32")[2]  # multi-hot: each also holds c
+    out, new = (t.numpy() for t in reverse(clips, hot))
+    flipped = out[:, 0, 0, 0, 0] == 3
+    np.testing.assert_array_equal(new[flipped], hot[flipped][:, [1, 0, 2]])  # a and b swap columns
+    np.testing.assert_array_equal(new[~flipped], hot[~flipped])
     assert train.reverse_in_time([], ["a"], 4) is None
 
 

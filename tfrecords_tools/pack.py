@@ -5,7 +5,9 @@
 Writes `<split>-00000-of-000NN.tfrecord`, `labels.txt` and `manifest.json`.
 Each shard is written under a temporary name and renamed when complete; a
 killed run re-run with `--resume` redoes only the incomplete shards and ends
-with the same records as an uninterrupted run.
+with the same records as an uninterrupted run. Videos that cannot be used are
+skipped with their reason (see `tfrecords_tools.video.VideoError`), truncated
+ones too unless `--keep-partial`.
 """
 
 import argparse
