@@ -162,24 +162,91 @@ def load_config(path=None, overrides=(), check_paths=True):
     return config
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value, count, low=None):
+    """A list of `count` numbers (any count when None), each above `low` (or >= 0 when low is 0)."""
+    if not isinstance(value, list) or (count is not None and len(value) != count) or not all(map(_number, value)):
+        return False
+    return low is None or all(v > low or (low == 0 and v == 0) for v in value)
+
+
+def _ordered_pair(value):
+    return _numbers(value, 2) and 0 < value[0] <= value[1]
+
+
+_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
+# Ranges of values whose type the schema already checked; None (derive it) is always allowed.
+RANGES = {
+    "model.num_classes": _AT_LEAST_1,
+    "model.clip_length": _AT_LEAST_1,
+    "model.crop_size": _AT_LEAST_1,
+    "model.dropout": _FRACTION,
+    "data.frame_intervals": (
+        lambda v: bool(v) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v),
+        "a non-empty list of integers >= 1",
+    ),
+    "data.speed_jitter": _FRACTION,
+    "data.color_jitter": (lambda v: v == [] or _numbers(v, 3, 0), "[] or 3 numbers >= 0 (hue, lightness, saturation)"),
+    "data.scale_range": (lambda v: v == [] or _ordered_pair(v), "[] or [low, high] with 0 < low <= high"),
+    "data.aspect_range": (_ordered_pair, "[low, high] with 0 < low <= high"),
+    "data.mean": (lambda v: _numbers(v, 3), "3 numbers (R, G, B)"),
+    "data.std": (lambda v: _numbers(v, 3, 0.0) and 0 not in v, "3 numbers > 0 (R, G, B)"),
+    "data.shuffle_buffer": _AT_LEAST_1,
+    "train.epochs": _AT_LEAST_1,
+    "train.steps_per_epoch": _AT_LEAST_1,
+    "train.batch_size": _AT_LEAST_1,
+    "train.base_lr": (lambda v: v > 0, "> 0"),
+    "train.base_batch_size": _AT_LEAST_1,
+    "train.lr_decay_epochs": (lambda v: _numbers(v, None, 0), "a list of epochs >= 0"),
+    "train.lr_decay": (lambda v: v > 0, "> 0"),
+    "train.warmup_epochs": _NON_NEGATIVE,
+    "train.momentum": _FRACTION,
+    "train.weight_decay": _NON_NEGATIVE,
+    "train.pretrained_lr_mult": _NON_NEGATIVE,
+    "train.label_smoothing": _FRACTION,
+    "train.save_every_steps": _AT_LEAST_1,
+    "train.validate_every_epochs": _AT_LEAST_1,
+    "eval.num_clips": _AT_LEAST_1,
+    "eval.batch_size": _AT_LEAST_1,
+}
+# Set through their own keys: as model.options they would reach the model twice.
+_OWN_KEYS = {"num_classes": "model.num_classes", "input_shape": "model.crop_size", "dropout": "model.dropout"}
+
+
+def _check_ranges(config):
+    for key, (check, wanted) in RANGES.items():
+        section, name = key.split(".")
+        value = config[section][name]
+        if value is not None and not check(value):
+            raise ConfigError(f"config error: {key} must be {wanted}, got {value!r}")
+
+
+def _check_model_options(model):
+    from mfnet_keras import models
+
+    accepted = models.accepted_options(model["name"]) - {"name", "synchronized_bn"}
+    for key in model["options"]:
+        if key in _OWN_KEYS:
+            raise ConfigError(f"config error: model.options.{key} is set by {_OWN_KEYS[key]}, not model.options")
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f" (did you mean model.options.{close[0]}?)" if close else ""
+            raise ConfigError(f"config error: unknown key model.options.{key} for {model['name']}{hint}")
+
+
 def _validate(config, check_paths):
     from mfnet_keras import models
 
     model, data, train = config["model"], config["data"], config["train"]
     if model["name"] not in models.list_models():
         raise ConfigError(f"config error: model.name must be one of {models.list_models()}, got {model['name']!r}")
-    positive = [
-        ("model.clip_length", model["clip_length"]),
-        ("model.crop_size", model["crop_size"]),
-        ("train.epochs", train["epochs"]),
-        ("train.batch_size", train["batch_size"]),
-        ("train.save_every_steps", train["save_every_steps"]),
-        ("eval.num_clips", config["eval"]["num_clips"]),
-        ("eval.batch_size", config["eval"]["batch_size"]),
-    ]
-    for key, value in positive:
-        if value < 1:
-            raise ConfigError(f"config error: {key} must be >= 1, got {value}")
+    _check_ranges(config)
+    _check_model_options(model)
     if train["optimizer"] not in ("sgd", "adamw"):
         raise ConfigError(f"config error: train.optimizer must be 'sgd' or 'adamw', got {train['optimizer']!r}")
     if train["lr_schedule"] not in ("step", "cosine"):

@@ -55,6 +55,34 @@ def records_info(pattern, count=True):
     return labels, videos
 
 
+def check_against_records(config, labels):
+    """Sets `model.num_classes` from `labels.txt` when unset, refuses fewer classes than it names, and warns
+    when the crop is larger than the stored frames (clips would be upscaled)."""
+    import tensorflow as tf
+
+    from tfrecords_tools import schema
+
+    classes = config["model"]["num_classes"]
+    if classes is None:
+        if not labels:
+            raise ConfigError("config error: model.num_classes is not set and there is no labels.txt beside data.train")
+        config["model"]["num_classes"] = len(labels)
+    elif labels and classes < len(labels):
+        raise ConfigError(
+            f"config error: model.num_classes must be >= the {len(labels)} classes of labels.txt, got {classes}"
+        )
+    first = sorted(tf.io.gfile.glob(config["data"]["train"]))[0]
+    for record in tf.data.TFRecordDataset(first).take(1):
+        _, context = schema.parse_sequence_example(record)
+        height, width = int(context[schema.HEIGHT]), int(context[schema.WIDTH])
+        if 0 < min(height, width) < config["model"]["crop_size"]:
+            print(
+                f"warning: model.crop_size {config['model']['crop_size']} is larger than the stored frames "
+                f"({width}x{height} in {first}): clips will be upscaled",
+                file=sys.stderr,
+            )
+
+
 def input_shape(config):
     """The model input for the config: `(T, H, W, 3)`, or `(H, W, 3)` for a 2D model fed single frames."""
     from mfnet_keras import models
@@ -258,12 +286,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
 
     labels, videos = records_info(config["data"]["train"])
     reverse = reverse_in_time(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
-    os.makedirs(output, exist_ok=True)
-    if config["model"]["num_classes"] is None:
-        if not labels:
-            raise ConfigError("config error: model.num_classes is not set and there is no labels.txt beside data.train")
-        config["model"]["num_classes"] = len(labels)
+    check_against_records(config, labels)
     shape = input_shape(config)
+    os.makedirs(output, exist_ok=True)
     strategy = choose_strategy()
     if mixed_precision:
         on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
@@ -307,7 +332,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         checkpoints.set_model(model)
         epoch, step = checkpoints.load_state()
     epochs = config["train"]["epochs"]
-    if epoch or step:
+    if epoch >= epochs:
+        print(f"training in {output} is already finished ({epochs} of {epochs} epochs)")
+    elif epoch or step:
         print(f"resuming from epoch {epoch + 1}, step {step} (of {steps}) in {output}")
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

@@ -57,6 +57,27 @@ def tiny_config(tmp_path, records, **train_overrides):
         (["data.flip=maybe"], "config error: data.flip must be bool, got 'maybe'"),
         (["oops"], "config error: --set takes key=value, got 'oops'"),
         (["train.epochs=2 train.batch_size=-1"], "config error: train.batch_size must be >= 1, got -1"),
+        (["model.num_classes=0"], "config error: model.num_classes must be >= 1, got 0"),
+        (
+            ["data.frame_intervals=[0]"],
+            "config error: data.frame_intervals must be a non-empty list of integers >= 1, got [0]",
+        ),
+        (
+            ["data.frame_intervals=[a]"],
+            "config error: data.frame_intervals must be a non-empty list of integers >= 1, got ['a']",
+        ),
+        (["data.mean=[0.5,0.5]"], "config error: data.mean must be 3 numbers (R, G, B), got [0.5, 0.5]"),
+        (["data.std=[0.2,0,0.2]"], "config error: data.std must be 3 numbers > 0 (R, G, B), got [0.2, 0, 0.2]"),
+        (["data.shuffle_buffer=0"], "config error: data.shuffle_buffer must be >= 1, got 0"),
+        (["model.dropout=1.5"], "config error: model.dropout must be in [0, 1), got 1.5"),
+        (
+            ["model.options.num_fiber=8"],
+            "config error: unknown key model.options.num_fiber for mfnet3d (did you mean model.options.num_fibers?)",
+        ),
+        (["model.options.dropout=0.2"], "config error: model.options.dropout is set by model.dropout"),
+        (["train.steps_per_epoch=-1"], "config error: train.steps_per_epoch must be >= 1, got -1"),
+        (["train.label_smoothing=1"], "config error: train.label_smoothing must be in [0, 1), got 1.0"),
+        (["model.num_classes=4"], "config error: model.num_classes must be >= the 8 classes of labels.txt, got 4"),
         (
             ["data.reverse_pairs=[[move_left,nope]]"],
             "config error: data.reverse_pairs takes pairs of class names from labels.txt, got ['move_left', 'nope']",
@@ -70,8 +91,16 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, ov
         argv += ["--set", *item.split()]  # several KEY=VALUE after one --set, or one each
     assert train.main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(message) and "\n" not in err
+    assert err.startswith(message) and "\n" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_crop_larger_than_the_frames_is_a_warning(tmp_path, records, capsys):
+    config = load_config(str(tiny_config(tmp_path, records)), ["model.crop_size=64"])
+    train.check_against_records(config, [str(i) for i in range(8)])
+    err = capsys.readouterr().err
+    assert err.startswith("warning: model.crop_size 64 is larger than the stored frames (40x40 in ")
+    assert err.strip().endswith("clips will be upscaled") and config["model"]["num_classes"] == 8
 
 
 def test_shipped_configs_load():
@@ -157,6 +186,8 @@ def test_kill_9_and_resume_continues_from_the_saved_step(tmp_path, records):
     assert int(model.optimizer.iterations.numpy()) == 12  # no step lost or repeated
     log = (out / "log.csv").read_text().strip().splitlines()
     assert log[0].startswith("epoch") and log[-1].split(",")[0] == "1"
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and f"training in {out} is already finished (2 of 2 epochs)" in again.stdout
 
 
 def test_synchronized_batch_norm_uses_global_statistics():

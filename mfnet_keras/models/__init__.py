@@ -2,10 +2,20 @@
 
 from mfnet_keras.models.mfnet import MFNet
 from mfnet_keras.models.mobilenet_v2 import MobileNetV2
-from mfnet_keras.models.registry import ModelSpec, build, get_spec, list_models
+from mfnet_keras.models.registry import ModelSpec, accepted_options, build, get_spec, list_models
 from mfnet_keras.models.resnet import ResNet
 
-__all__ = ["MFNet", "MobileNetV2", "ModelSpec", "ResNet", "build", "get_spec", "list_models", "load_model"]
+__all__ = [
+    "MFNet",
+    "MobileNetV2",
+    "ModelSpec",
+    "ResNet",
+    "accepted_options",
+    "build",
+    "get_spec",
+    "list_models",
+    "load_model",
+]
 
 
 def load_model(path):

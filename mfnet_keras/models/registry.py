@@ -137,6 +137,11 @@ def get_spec(name):
     return _REGISTRY[name]
 
 
+def accepted_options(name):
+    """The constructor arguments a registered variant takes as `build` options."""
+    return set(inspect.signature(get_spec(name).cls.__init__).parameters) - {"self", "kwargs"}
+
+
 def build(name, num_classes=None, input_shape=None, weights=None, **options):
     """Builds a registered variant.
 
@@ -154,7 +159,7 @@ def build(name, num_classes=None, input_shape=None, weights=None, **options):
             `synchronized_bn`, `dtype`.
     """
     spec = get_spec(name)
-    accepted = set(inspect.signature(spec.cls.__init__).parameters) - {"self", "kwargs"}
+    accepted = accepted_options(name)
     for key in options:
         if key not in accepted:
             raise ValueError(
