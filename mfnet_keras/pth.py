@@ -9,10 +9,16 @@ the zip archive written since PyTorch 1.6 and the legacy stream of PyTorch ≤ 1
 
 A file cut short, in either format and at any byte, raises `TruncatedCheckpointError`
 naming the file and what is missing (the tensor, how many bytes at which offset).
+Every other malformed file raises `CheckpointError` naming the file, checked before
+anything is allocated: a tensor must fit its storage, and the tensors (and,
+separately, the storages) may not add up to more bytes than the file holds, so
+a zero stride or a compressed entry cannot multiply a small file into gigabytes.
 """
 
 import collections
+import functools
 import io
+import math
 import mmap
 import os
 import pickle
@@ -40,11 +46,33 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file asks for a Python object that rebuilding tensors does not need."""
 
 
-class TruncatedCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A file that is not a readable PyTorch checkpoint; the message names it and what is wrong."""
+
+
+class TruncatedCheckpointError(CheckpointError):
     """The checkpoint ends before the data it declares; the message names the file and what is missing."""
 
     def __init__(self, path, what):
         super().__init__(f"{path} is truncated: {what}, file ends at {os.path.getsize(path)}")
+
+
+_MAX_DEPTH = 100  # containers nested deeper than any state dict
+
+
+class _Budget:
+    """Bytes one file may produce: its tensors, and separately its storages, at most the file's own size."""
+
+    def __init__(self, limit):
+        self.limit, self.used = limit, {"tensor": 0, "storage": 0}
+
+    def charge(self, kind, nbytes, what):
+        self.used[kind] += nbytes
+        if self.used[kind] > self.limit:
+            raise CheckpointError(
+                f"{what} takes {nbytes} bytes: the file's {kind}s would add up to {self.used[kind]} bytes, "
+                f"more than the {self.limit} bytes of the file"
+            )
 
 
 class _StorageType:
@@ -52,16 +80,22 @@ class _StorageType:
         self.name = name
 
 
-def _rebuild_tensor(storage, offset, size, stride, *unused):
+def _rebuild_tensor(budget, storage, offset, size, stride, *unused):
     """A tensor view of a flat storage: `size` and `stride` count elements, as in PyTorch."""
-    itemsize = storage.dtype.itemsize
-    size, stride, offset = tuple(int(d) for d in size), tuple(int(s) for s in stride), int(offset)
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise CheckpointError(f"a tensor is built on {type(storage).__name__}, not on a storage")
+    if not (isinstance(size, tuple) and isinstance(stride, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in (*size, *stride, offset)
+    ):
+        raise CheckpointError(f"a tensor has a malformed size {size!r}, stride {stride!r} or offset {offset!r}")
     if len(size) != len(stride) or min((*size, *stride, offset, 0)) < 0:
-        raise ValueError(f"Corrupt tensor in the checkpoint: size {size}, stride {stride}, offset {offset}")
+        raise CheckpointError(f"corrupt tensor: size {size}, stride {stride}, offset {offset}")
+    budget.charge("tensor", math.prod(size) * storage.dtype.itemsize, f"a tensor of size {size}")
+    itemsize = storage.dtype.itemsize
     if 0 in size:
         return np.zeros(size, storage.dtype)
     if offset + sum((d - 1) * s for d, s in zip(size, stride)) >= len(storage):
-        raise ValueError(f"Corrupt tensor in the checkpoint: size {size} does not fit its storage")
+        raise CheckpointError(f"corrupt tensor: size {size}, stride {stride} does not fit its storage")
     if not size:
         return np.array(storage[offset])
     view = np.lib.stride_tricks.as_strided(
@@ -75,9 +109,9 @@ def _rebuild_parameter(data, *unused):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, load_storage):
+    def __init__(self, file, load_storage, budget):
         super().__init__(file)
-        self._load_storage = load_storage
+        self._load_storage, self._budget = load_storage, budget
 
     def find_class(self, module, name):
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -88,7 +122,7 @@ class _Unpickler(pickle.Unpickler):
                 f"Refusing to load '{module}.{name}' from the checkpoint: only tensors, numbers, strings "
                 "and containers can be read, and this file asks for something else"
             )
-        return found
+        return functools.partial(found, self._budget) if found is _rebuild_any else found
 
     def persistent_load(self, pid):
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
@@ -112,24 +146,41 @@ def _from_bytes(raw, storage_type):
     return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
 
 
-def _load_zip(path):
+def _read_entry(archive, name, nbytes, what):
+    """At most `nbytes` of a zip entry (never more, however far it would decompress); fewer is an error."""
+    with archive.open(name) as entry:
+        raw = entry.read(nbytes + 1)
+    if len(raw) < nbytes:
+        raise CheckpointError(f"{what} holds {len(raw)} bytes where {nbytes} are declared")
+    return raw[:nbytes]
+
+
+def _load_zip(path, budget):
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+        names = set(archive.namelist())
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
-            raise ValueError(f"Not a PyTorch checkpoint: {path} is a zip file without one data.pkl")
+            raise CheckpointError("a zip file without one data.pkl, so not a PyTorch checkpoint")
         root = pickles[0][: -len("data.pkl")]
         if f"{root}byteorder" in names and archive.read(f"{root}byteorder").strip() != b"little":
-            raise ValueError(f"Big-endian checkpoints are not supported: {path}")
+            raise CheckpointError("big-endian checkpoints are not supported")
         cache = {}
 
         def load_storage(fields):
-            storage_type, key = fields[0], str(fields[1])
+            storage_type, key, numel = fields[0], str(fields[1]), fields[3]
             if key not in cache:
-                cache[key] = _from_bytes(archive.read(f"{root}data/{key}"), storage_type)
+                if f"{root}data/{key}" not in names:
+                    raise CheckpointError(f"storage {key} is missing from the archive")
+                nbytes = int(numel) * _itemsize(storage_type)
+                budget.charge("storage", nbytes, f"storage {key}")
+                raw = _read_entry(archive, f"{root}data/{key}", nbytes, f"storage {key}")
+                cache[key] = _from_bytes(raw, storage_type)
             return cache[key]
 
-        return _Unpickler(io.BytesIO(archive.read(pickles[0])), load_storage).load()
+        pickled = archive.open(pickles[0]).read(budget.limit + 1)
+        if len(pickled) > budget.limit:
+            raise CheckpointError(f"{pickles[0]} expands past the {budget.limit} bytes of the file")
+        return _Unpickler(io.BytesIO(pickled), load_storage, budget).load()
 
 
 def _itemsize(storage_type):
@@ -137,22 +188,22 @@ def _itemsize(storage_type):
     return 2 if dtype is None else dtype.itemsize
 
 
-def _unpickle(f, load_storage, path, part):
+def _unpickle(f, load_storage, path, part, budget):
     """One pickle of the legacy stream; a file ending inside it is `TruncatedCheckpointError`."""
     try:
-        return _Unpickler(f, load_storage).load()
+        return _Unpickler(f, load_storage, budget).load()
     except (EOFError, pickle.UnpicklingError, struct.error) as error:
         if isinstance(error, UnsafeCheckpointError) or f.tell() < os.path.getsize(path):
             raise
         raise TruncatedCheckpointError(path, f"the file stops inside its pickled {part}") from None
 
 
-def _load_legacy(path):
+def _load_legacy(path, budget):
     with open(path, "rb") as f:
-        if _unpickle(f, None, path, "header") != _LEGACY_MAGIC:
-            raise ValueError(f"Not a PyTorch checkpoint: {path}")
-        _unpickle(f, None, path, "header")  # protocol version
-        _unpickle(f, None, path, "header")  # system info
+        if _unpickle(f, None, path, "header", budget) != _LEGACY_MAGIC:
+            raise CheckpointError("not a PyTorch checkpoint (no PyTorch magic number)")
+        _unpickle(f, None, path, "header", budget)  # protocol version
+        _unpickle(f, None, path, "header", budget)  # system info
         storages, views = {}, {}
 
         def load_storage(fields):
@@ -164,8 +215,8 @@ def _load_legacy(path):
                 return _LazyStorage(storages, views, view_key)
             return _LazyStorage(storages, views, key)
 
-        result = _unpickle(f, load_storage, path, "state dict")
-        keys = _unpickle(f, None, path, "list of storages")
+        result = _unpickle(f, load_storage, path, "state dict", budget)
+        keys = _unpickle(f, None, path, "list of storages", budget)
         names = _tensor_names(result, lambda tensor: tensor.args[0].base_key())
         end = os.path.getsize(path)
         for key in keys:
@@ -175,24 +226,33 @@ def _load_legacy(path):
                 raise TruncatedCheckpointError(path, f"tensor {tensor} needs its 8-byte size at offset {f.tell()}")
             (size,) = struct.unpack("<q", f.read(8))
             nbytes = size * _itemsize(storage_type)
+            if size < 0:
+                raise CheckpointError(f"tensor {tensor} declares {size} elements")
             if f.tell() + nbytes > end:
                 raise TruncatedCheckpointError(path, f"tensor {tensor} needs {nbytes} bytes at offset {f.tell()}")
+            budget.charge("storage", nbytes, f"tensor {tensor}")
             storages[key] = _from_bytes(f.read(nbytes), storage_type)
-    return _resolve(result)
+    return _resolve(result, budget)
 
 
-def _tensor_names(value, storage_key, prefix=""):
+def _check_depth(depth):
+    if depth > _MAX_DEPTH:
+        raise CheckpointError(f"containers nested deeper than {_MAX_DEPTH} levels")
+
+
+def _tensor_names(value, storage_key, prefix="", depth=0):
     """`{storage key: name of the first tensor that uses it}` over a pickled result of lazy tensors."""
+    _check_depth(depth)
     names = {}
     if isinstance(value, _LazyTensor):
         names[storage_key(value)] = prefix or "(the object)"
     elif isinstance(value, dict):
         for k, v in value.items():
-            for key, name in _tensor_names(v, storage_key, f"{prefix}.{k}" if prefix else str(k)).items():
+            for key, name in _tensor_names(v, storage_key, f"{prefix}.{k}" if prefix else str(k), depth + 1).items():
                 names.setdefault(key, name)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            for key, name in _tensor_names(v, storage_key, f"{prefix}[{i}]").items():
+            for key, name in _tensor_names(v, storage_key, f"{prefix}[{i}]", depth + 1).items():
                 names.setdefault(key, name)
     return names
 
@@ -218,22 +278,23 @@ class _LazyTensor:
         self.args = storage, offset, size, stride
 
 
-def _resolve(value):
+def _resolve(value, budget, depth=0):
     """`value` with every `_LazyTensor` in it rebuilt, once the legacy file's storages are read."""
+    _check_depth(depth)
     if isinstance(value, _LazyTensor):
         storage, offset, size, stride = value.args
-        return _rebuild_tensor(storage.array(), offset, size, stride)
+        return _rebuild_tensor(budget, storage.array(), offset, size, stride)
     if isinstance(value, dict):
-        return type(value)((k, _resolve(v)) for k, v in value.items())
+        return type(value)((k, _resolve(v, budget, depth + 1)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v) for v in value)
+        return type(value)(_resolve(v, budget, depth + 1) for v in value)
     return value
 
 
-def _rebuild_any(storage, offset, size, stride, *unused):
+def _rebuild_any(budget, storage, offset, size, stride, *unused):
     if isinstance(storage, _LazyStorage):
         return _LazyTensor(storage, offset, size, stride)
-    return _rebuild_tensor(storage, offset, size, stride)
+    return _rebuild_tensor(budget, storage, offset, size, stride)
 
 
 _ALLOWED = {
@@ -262,11 +323,11 @@ def _cut_zip_error(path):
                 path, f"the first zip entry needs {30 + name_len + extra_len} bytes at offset 0"
             )
         if not first.endswith("data.pkl"):
-            return ValueError(f"Not a PyTorch checkpoint: {path} is a zip file cut short (no central directory)")
+            return CheckpointError("a zip file cut short (no central directory), not a PyTorch checkpoint")
         storages = {}
         f.seek(30 + name_len + extra_len)
         try:
-            result = _Unpickler(f, lambda fields: _placeholder_storage(storages, fields)).load()
+            result = _Unpickler(f, lambda fields: _placeholder_storage(storages, fields), _Budget(size)).load()
         except (EOFError, pickle.UnpicklingError, struct.error) as error:
             if isinstance(error, UnsafeCheckpointError):
                 return error
@@ -305,18 +366,35 @@ def load(path):
     """The object saved in a `.pth` file, with every tensor as a NumPy array.
 
     Raises `UnsafeCheckpointError` when the file names anything but tensors and
-    plain containers, `TruncatedCheckpointError` when it is cut short, and
-    ValueError when it is not a PyTorch checkpoint.
+    plain containers (the message names what it asked for),
+    `TruncatedCheckpointError` when it is cut short, and `CheckpointError` for
+    anything else that makes it unreadable; every message starts with the path.
     """
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
-        raise _cut_zip_error(path)
+    budget = _Budget(os.path.getsize(path))
     try:
-        if zipfile.is_zipfile(path):
-            return _load_zip(path)
-        return _load_legacy(path)
-    except (UnsafeCheckpointError, TruncatedCheckpointError):
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+            raise _cut_zip_error(path)
+        return _load_zip(path, budget) if zipfile.is_zipfile(path) else _load_legacy(path, budget)
+    except TruncatedCheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, struct.error, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Not a readable PyTorch checkpoint: {path} ({error})") from None
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"{path}: {error}") from None
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        struct.error,
+        zipfile.BadZipFile,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        ValueError,
+        OverflowError,
+        RecursionError,
+    ) as error:
+        reason = f"{type(error).__name__}: {error}"
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None

@@ -124,7 +124,7 @@ def read_torch_state_dict(path):
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, np.ndarray) for v in data.values()):
-        raise ValueError(f"Not a state dict of tensors: {path}")
+        raise ValueError(f"{path}: not a state dict of tensors")
     state = {}
     for key, value in data.items():
         key = key[len("module.") :] if key.startswith("module.") else key
@@ -152,7 +152,7 @@ def load_state_dict(model, state, skip_classifier=False):
             missing.append(key)
             continue
         unused.discard(key)
-        value = to_keras_layout(state[key], weight.path)
+        value = state[key] if state[key].ndim != len(weight.shape) else to_keras_layout(state[key], weight.path)
         if value.shape != tuple(weight.shape):
             misshapen.append(f"{key} {list(state[key].shape)} (model needs {list(weight.shape)})")
             continue

@@ -113,8 +113,8 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(kind, tmp_path):
     with pytest.raises(pth.UnsafeCheckpointError) as error:
         weights.read_torch_state_dict(str(path))
     assert str(error.value) == (
-        f"Refusing to load '{os.system.__module__}.system' from the checkpoint: only tensors, numbers, strings "
-        "and containers can be read, and this file asks for something else"
+        f"{path}: Refusing to load '{os.system.__module__}.system' from the checkpoint: only tensors, numbers, "
+        "strings and containers can be read, and this file asks for something else"
     )
     assert not marker.exists()
 
@@ -122,8 +122,9 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(kind, tmp_path):
 def test_not_a_checkpoint(tmp_path):
     path = tmp_path / "text.pth"
     path.write_text("hello")
-    with pytest.raises(ValueError, match="Not a readable PyTorch checkpoint"):
+    with pytest.raises(pth.CheckpointError) as error:
         weights.read_torch_state_dict(str(path))
+    assert str(error.value).startswith(f"{path}: not a readable PyTorch checkpoint (")
 
 
 def test_inflated_conv_equals_the_2d_conv_on_a_static_clip():
