@@ -7,6 +7,9 @@ Signatures (all return `logits`, `probabilities`, `top_k_indices`, `top_k_names`
 - `serve_float`: clips already normalised (float32).
 - `serve_examples`: serialized `tf.train.SequenceExample`s in the project's schema;
   decoded, centre-clipped, resized and normalised inside the graph.
+Clips of any other rank or size are an `InvalidArgumentError` naming the shape
+wanted (checked in the graph: a declared input shape is trusted, not enforced);
+an empty batch gives empty outputs; a bad example fails naming its index.
 The class names travel as the asset `assets/labels.txt`; the preprocessing
 (mean, std, clip length, crop size) as the `preprocessing` attributes. The
 export reloads with TensorFlow alone: `tf.saved_model.load(path)`.
@@ -27,7 +30,13 @@ TOP_K = 5
 def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     import tensorflow as tf
 
-    from mfnet_keras.data.pipeline import _eval_clips, _gather_frames, _normalization, sample_eval_indices
+    from mfnet_keras.data.pipeline import (
+        _eval_clips,
+        _gather_frames,
+        _jpegs_look_whole,
+        _normalization,
+        sample_eval_indices,
+    )
     from tfrecords_tools import schema
 
     shape = tuple(model.input_shape[1:])
@@ -35,7 +44,18 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     clip_length = 1 if two_d else shape[0]
     crop_size = shape[-2]
     scale, offset = _normalization(mean, std)
-    k = min(TOP_K, len(class_names))
+    k, classes = min(TOP_K, len(class_names)), len(class_names)
+    wanted = [clip_length, crop_size, crop_size, 3]
+
+    def checked(clips, dtype):
+        """`clips` with its static shape, once its rank and dimensions are checked at run time."""
+        message = f"clips must be {dtype} [batch, {', '.join(map(str, wanted))}]; got shape"
+        rank = tf.debugging.Assert(tf.equal(tf.rank(clips), 5), [message, tf.shape(clips)], summarize=8)
+        with tf.control_dependencies([rank]):
+            dims_ok = tf.reduce_all(tf.shape(clips)[1:] == wanted)
+            dims = tf.debugging.Assert(dims_ok, [message, tf.shape(clips)], summarize=8)
+        with tf.control_dependencies([dims]):
+            return tf.ensure_shape(clips, [None, *wanted])
 
     class Serving(tf.Module):
         def __init__(self):
@@ -53,37 +73,54 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
             }
 
         def _outputs(self, clips):
-            logits = tf.cast(self.model(clips[:, 0] if two_d else clips, training=False), tf.float32)
-            probabilities = tf.nn.softmax(logits)
-            top = tf.math.top_k(probabilities, k)
+            """The outputs of a checked batch; an empty batch gives empty outputs without running the model."""
+
+            def run():
+                logits = tf.cast(self.model(clips[:, 0] if two_d else clips, training=False), tf.float32)
+                probabilities = tf.nn.softmax(logits)
+                top = tf.math.top_k(probabilities, k)
+                return logits, probabilities, top.indices
+
+            def empty():
+                return tf.zeros([0, classes]), tf.zeros([0, classes]), tf.zeros([0, k], tf.int32)
+
+            logits, probabilities, indices = tf.cond(tf.shape(clips)[0] > 0, run, empty)
             return {
                 "logits": logits,
                 "probabilities": probabilities,
-                "top_k_indices": top.indices,
-                "top_k_names": tf.gather(self.class_names, top.indices),
+                "top_k_indices": indices,
+                "top_k_names": tf.gather(self.class_names, indices),
             }
 
-        @tf.function(input_signature=[tf.TensorSpec([None, clip_length, crop_size, crop_size, 3], tf.uint8)])
+        # Any shape is accepted and checked inside: a declared shape would be trusted, not enforced.
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="clips")])
         def serve(self, clips):
-            return self._outputs(tf.cast(clips, tf.float32) * scale + offset)
+            return self._outputs(tf.cast(checked(clips, "uint8"), tf.float32) * scale + offset)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, clip_length, crop_size, crop_size, 3], tf.float32)])
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="clips")])
         def serve_float(self, clips):
-            return self._outputs(clips)
+            return self._outputs(checked(clips, "float32"))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def serve_examples(self, serialized):
-            def centre_clip(record):
-                jpegs, _ = schema.parse_sequence_example(record)
-                num_frames = tf.maximum(tf.size(jpegs, out_type=tf.int64), 1)
+            def centre_clip(args):
+                record, index = args
+                jpegs, _ = schema.parse_sequence_example(record, example_name=tf.strings.as_string(index))
+                where = ["serve_examples: example", index]
+                has_frames = tf.debugging.Assert(tf.size(jpegs) > 0, [*where, "has no frames"])
+                with tf.control_dependencies([has_frames]):
+                    num_frames = tf.size(jpegs, out_type=tf.int64)
                 indices = sample_eval_indices(num_frames, clip_length, frame_interval, 1)
                 picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
+                whole = tf.debugging.Assert(_jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
+                with tf.control_dependencies([whole]):
+                    picked = tf.identity(picked)
                 short_side = round(crop_size * 256 / 224)
                 return _eval_clips(picked, 1, 1, clip_length, crop_size, short_side)[0]
 
             clips = tf.map_fn(
                 centre_clip,
-                serialized,
+                (serialized, tf.range(tf.size(serialized))),
                 fn_output_signature=tf.TensorSpec([clip_length, crop_size, crop_size, 3], tf.float32),
             )
             return self._outputs(clips * scale + offset)

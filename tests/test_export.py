@@ -162,3 +162,61 @@ def test_predict_sees_display_aspect_and_warns_on_truncated_video(exported, tmp_
     assert abs(tv["width"] / tv["height"] / 2.0 - 1) < 0.03 and "warning" not in tv
     assert cut["warning"].startswith("truncated: decoded ") and cut["frames"] < 60
     assert captured.err.strip() == f"warning: {paths[1]}: {cut['warning']}; classified from the frames that decode"
+
+
+def test_signatures_check_their_input_and_never_crash(exported):
+    _, out, root = exported
+    good = [encode_jpeg(RNG.integers(0, 256, (36, 48, 3)).astype("uint8"), 95) for _ in range(6)]
+    examples = [
+        schema.make_sequence_example(good, 1, "beta", "ok.mp4", 10, 36, 48),
+        b"not a proto",
+        schema.make_sequence_example([good[0][:100]] * 6, 1, "beta", "cut.mp4", 10, 36, 48),
+    ]
+    (root / "examples.json").write_text(json.dumps([e.hex() for e in examples]))
+    script = textwrap.dedent(
+        f"""
+        import json
+        import numpy as np
+        import tensorflow as tf
+        loaded = tf.saved_model.load({out!r})
+        examples = [bytes.fromhex(e) for e in json.load(open({str(root / "examples.json")!r}))]
+        cases = {{
+            "rank": ("serving_default", np.zeros((2, 32, 32, 3), np.uint8)),
+            "length": ("serving_default", np.zeros((2, 3, 32, 32, 3), np.uint8)),
+            "size": ("serving_default", np.zeros((2, 4, 16, 16, 3), np.uint8)),
+            "dtype": ("serving_default", np.zeros((2, 4, 32, 32, 3), np.float32)),
+            "float_rank": ("serve_float", np.zeros((4, 32, 32, 3), np.float32)),
+            "float_size": ("serve_float", np.zeros((1, 4, 32, 33, 3), np.float32)),
+            "empty": ("serving_default", np.zeros((0, 4, 32, 32, 3), np.uint8)),
+            "float_empty": ("serve_float", np.zeros((0, 4, 32, 32, 3), np.float32)),
+            "examples_empty": ("serve_examples", np.zeros((0,), object)),
+            "not_a_proto": ("serve_examples", np.array(examples[:2], object)),
+            "corrupt_jpeg": ("serve_examples", np.array([examples[0], examples[2]], object)),
+        }}
+        results = {{}}
+        for run in range(20):
+            for case, (name, value) in cases.items():
+                key = "serialized" if name == "serve_examples" else "clips"
+                try:
+                    outputs = loaded.signatures[name](**{{key: tf.constant(value)}})
+                    results[case] = ["ok", list(outputs["logits"].shape), list(outputs["top_k_names"].shape)]
+                except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
+                    results[case] = ["error", " ".join(str(error).split())[:1500]]
+        print(json.dumps(results))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]  # a crash would end the process
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    for case, shape in (("rank", "2 32 32 3"), ("length", "2 3 32 32 3"), ("size", "2 4 16 16 3")):
+        assert got[case][0] == "error"
+        assert f"clips must be uint8 [batch, 4, 32, 32, 3]; got shape] [{shape}]" in got[case][1], got[case]
+    for case, shape in (("float_rank", "4 32 32 3"), ("float_size", "1 4 32 33 3")):
+        assert f"clips must be float32 [batch, 4, 32, 32, 3]; got shape] [{shape}]" in got[case][1], got[case]
+    assert got["dtype"][0] == "error" and "was expected to be a uint8 tensor but is a float tensor" in got["dtype"][1]
+    for case in ("empty", "float_empty", "examples_empty"):
+        assert got[case] == ["ok", [0, 6], [0, 5]], case
+    assert got["not_a_proto"][0] == "error" and "Invalid protocol message input, example id: 1" in got["not_a_proto"][1]
+    assert "[serve_examples: example] [1] [has a corrupt JPEG frame]" in got["corrupt_jpeg"][1]

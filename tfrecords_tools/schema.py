@@ -59,14 +59,15 @@ def make_sequence_example(frames_jpeg, label_index, label_name, filename, fps, h
     return example.SerializeToString(deterministic=True)  # map order fixed: same bytes in every process
 
 
-def parse_sequence_example(serialized, image_key=IMAGE, label_key=LABEL_INDEX):
+def parse_sequence_example(serialized, image_key=IMAGE, label_key=LABEL_INDEX, example_name=None):
     """Parses one record into `(jpeg_frames, context)`; works eagerly and inside `tf.data`.
 
     `context[label_key]` is a 1-D int64 tensor of the record's label indices
     (one for our records; DMVR's multi-label records hold several, and a
     record without labels gives an empty one). Only the frames are required,
     so DMVR/Model Garden records with other or extra keys parse too; missing
-    optional context is filled with defaults ("" / 0 / -1).
+    optional context is filled with defaults ("" / 0 / -1). `example_name`
+    names the record in a parse error.
     """
     import tensorflow as tf
 
@@ -81,6 +82,7 @@ def parse_sequence_example(serialized, image_key=IMAGE, label_key=LABEL_INDEX):
     }
     context, sequence = tf.io.parse_single_sequence_example(
         serialized,
+        example_name=example_name,
         context_features=context_features,
         sequence_features={image_key: tf.io.FixedLenSequenceFeature([], tf.string)},
     )
