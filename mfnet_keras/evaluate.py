@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -261,8 +262,23 @@ def main(argv=None):
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    evaluate(config, args.weights, args.output or os.path.join(os.path.dirname(args.weights) or ".", "eval"))
+    import tensorflow as tf
+
+    try:
+        evaluate(config, args.weights, args.output or os.path.join(os.path.dirname(args.weights) or ".", "eval"))
+    except tf.errors.InvalidArgumentError as error:  # bad eval data: the message names the file and record
+        print(f"error: {data_error_text(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def data_error_text(error):
+    """The part of a data error that says what and where, without TensorFlow's graph and op details."""
+    text = " ".join(str(error.message).split())
+    found = re.search(r"assertion failed: (.*?)(?: \[\[|$)", text) or re.search(
+        r"([^:]*example id: .*?)(?: \[\[|$)", text
+    )
+    return (found.group(1) if found else text).replace("] [", " ").strip("[]")
 
 
 if __name__ == "__main__":

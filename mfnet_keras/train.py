@@ -50,8 +50,8 @@ def records_info(pattern, count=True):
             manifest = json.load(f)
         names = {os.path.basename(p) for p in files}
         videos = sum(s["videos"] for s in manifest["splits"].values() if names & set(s["shards"]))
-    if videos is None and count:
-        videos = sum(1 for _ in tf.data.TFRecordDataset(files))
+    if videos is None and count:  # the readable records (the pipeline reports the rest)
+        videos = sum(int(tf.data.TFRecordDataset(f).ignore_errors().reduce(0, lambda n, _: n + 1)) for f in files)
     return labels, videos
 
 

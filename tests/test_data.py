@@ -3,6 +3,7 @@
 import colorsys
 import io
 import logging
+import re
 
 import keras
 import numpy as np
@@ -200,7 +201,13 @@ def test_a_record_with_several_labels_trains_on_its_first_and_is_counted(tmp_pat
     common = dict(batch_size=1, clip_length=4, crop_size=8, seed=0)
     single = make_dataset(str(path), "train", num_classes=2, **common)  # label 3 is out of range, but unused
     assert sorted(int(y[0]) for _, y in single) == [0, 1, 1]
-    assert single.bad_data.result() == {"no_frames": 0, "bad_jpeg": 0, "bad_label": 0, "multi_label_records": 1}
+    assert single.bad_data.result() == {
+        "unreadable": 0,
+        "no_frames": 0,
+        "bad_jpeg": 0,
+        "bad_label": 0,
+        "multi_label_records": 1,
+    }
     logs = {}
     with caplog.at_level(logging.WARNING, logger="mfnet_keras.data"):
         BadDataLogger(single.bad_data).on_epoch_end(0, logs)
@@ -282,14 +289,26 @@ def test_bad_data_is_dropped_and_counted_in_train(bad_records, caplog):
     )
     labels = sorted(int(y[0]) for _, y in ds)
     assert labels == [0, 2]
-    assert ds.bad_data.result() == {"no_frames": 1, "bad_jpeg": 1, "bad_label": 1, "multi_label_records": 0}
+    assert ds.bad_data.result() == {
+        "unreadable": 0,
+        "no_frames": 1,
+        "bad_jpeg": 1,
+        "bad_label": 1,
+        "multi_label_records": 0,
+    }
     logger = BadDataLogger(ds.bad_data)
     logs = {}
     with caplog.at_level(logging.WARNING, logger="mfnet_keras.data"):
         logger.on_epoch_end(0, logs)
     assert logs["bad_data_dropped"] == 3
     assert "epoch 1: dropped 3 bad clip(s): no_frames 1, bad_jpeg 1, bad_label 1" in caplog.text
-    assert ds.bad_data.result() == {"no_frames": 0, "bad_jpeg": 0, "bad_label": 0, "multi_label_records": 0}
+    assert ds.bad_data.result() == {
+        "unreadable": 0,
+        "no_frames": 0,
+        "bad_jpeg": 0,
+        "bad_label": 0,
+        "multi_label_records": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -335,3 +354,40 @@ def test_model_trains_on_the_dataset(records):
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(ds.take(3), epochs=1, verbose=0, callbacks=[BadDataLogger(ds.bad_data)])
     assert np.isfinite(history.history["loss"][0]) and history.history["bad_data_dropped"] == [0]
+
+
+def corrupt_copies(path, folder):
+    """Three damaged copies of a TFRecord file: flipped bytes mid-file, cut at 60 %, garbage appended."""
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    for i in range(len(data) // 2, len(data) // 2 + 40):
+        flipped[i] ^= 0xFF
+    copies = {"flipped": bytes(flipped), "truncated": data[: len(data) * 6 // 10], "garbage": data + b"garbage!" * 8}
+    for name, content in copies.items():
+        (folder / f"{name}.tfrecord").write_bytes(content)
+    return {name: folder / f"{name}.tfrecord" for name in copies}
+
+
+def test_unreadable_records_are_dropped_counted_and_named(tmp_path, capfd):
+    good = tmp_path / "good.tfrecord"
+    write_records(good, [(8, i % 3) for i in range(12)])
+    corrupt_copies(good, tmp_path)
+    with tf.io.TFRecordWriter(str(tmp_path / "odd.tfrecord")) as writer:
+        writer.write(b"not a proto")
+        bad_header = b"\xff\xd8\xff\xda" + jpeg(frame(0, 0))[4:]  # SOS before SOF: passes the SOI/EOI check
+        writer.write(schema.make_sequence_example([bad_header] * 8, 1, "c1", "bad.mp4", 10, H, W))
+        writer.write(schema.make_sequence_example([jpeg(frame(t, 0)) for t in range(8)], 2, "c2", "ok.mp4", 10, H, W))
+    (tmp_path / "empty_shard.tfrecord").write_bytes(b"\x00" * 40)  # wholly unreadable
+    ds = make_dataset(
+        str(tmp_path / "*.tfrecord"), "train", batch_size=1, clip_length=8, frame_intervals=(1,), crop_size=8, seed=0
+    )
+    labels = [int(y[0]) for _, y in ds]
+    err = capfd.readouterr().err
+    for name in ("flipped", "truncated", "garbage", "empty_shard"):
+        assert re.search(rf"warning: \S*{name}\.tfrecord: unreadable from byte \d+ of \d+ \(record \d+\)", err), name
+    assert f"{tmp_path}/garbage.tfrecord: unreadable from byte {good.stat().st_size} of" in err
+    assert f"{tmp_path}/empty_shard.tfrecord: unreadable from byte 0 of 40 (record 0)" in err
+    failed = ds.bad_data.failed_records()
+    assert failed == [f"{tmp_path}/odd.tfrecord record 0", f"{tmp_path}/odd.tfrecord record 1"]
+    assert ds.bad_data.result()["unreadable"] == 6  # four files stopped early, two records raised
+    assert 12 + 1 < len(labels) < 12 * 4 + 1  # the good file, the ok record, and what each copy had before its damage

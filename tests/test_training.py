@@ -156,6 +156,30 @@ def test_train_then_evaluate_writes_everything(tmp_path, records):
     assert json.loads((out / "eval" / "report.json").read_text())["video_top1"] == report["video_top1"]
 
 
+def test_training_and_evaluation_go_on_past_corrupt_shards(tmp_path, records, capfd):
+    from test_data import corrupt_copies
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    train_shard = next(records.glob("train-*.tfrecord"))
+    (folder / train_shard.name).write_bytes(train_shard.read_bytes())
+    (folder / "labels.txt").write_text((records / "labels.txt").read_text())
+    damaged = corrupt_copies(train_shard, folder)
+    path = tiny_config(tmp_path, records, epochs=1)
+    overrides = [f"data.train={folder}/*.tfrecord", f"data.eval={folder}/*.tfrecord"]
+    config = load_config(str(path), overrides)
+    train.train(config, str(tmp_path / "run"), verbose=0)
+    assert (tmp_path / "run" / "model.keras").exists()
+    err = capfd.readouterr().err
+    for file in damaged.values():
+        assert f"warning: {file}: unreadable from byte " in err, file
+    report = evaluate.evaluate(config, str(tmp_path / "run" / "model.keras"), str(tmp_path / "eval"))
+    err = capfd.readouterr().err
+    for file in damaged.values():
+        assert f"warning: {file}: unreadable from byte " in err, file
+    assert report["videos"] > 16  # the whole shard, and the readable part of each copy
+
+
 def test_kill_9_and_resume_continues_from_the_saved_step(tmp_path, records):
     path = tiny_config(tmp_path, records, epochs=2, steps_per_epoch=6, save_every_steps=2)
     out = tmp_path / "run"
@@ -332,3 +356,22 @@ def test_demo_runs_end_to_end_at_small_settings(tmp_path):
     for key in ("video_top1", "video_top5", "clip_top1", "baseline_2d_video_top1", "seconds"):
         assert key in saved
     assert (tmp_path / "demo" / "export" / "mfnet3d" / "saved_model.pb").exists()
+
+
+def test_evaluate_names_a_bad_record_in_one_line(tmp_path, records, capsys):
+    import tensorflow as tf
+
+    from tfrecords_tools import schema
+
+    bad = tmp_path / "bad.tfrecord"
+    with tf.io.TFRecordWriter(str(bad)) as writer:
+        writer.write(schema.make_sequence_example([b"\xff\xd8 cut"] * 4, 1, "b", "cut.mp4", 10, 8, 8))
+    weights = tmp_path / "model.keras"
+    from mfnet_keras import models
+
+    models.build("mfnet3d", num_classes=8, input_shape=(4, 32, 32, 3)).save(weights)
+    path = tiny_config(tmp_path, records)
+    argv = ["--config", str(path), "--weights", str(weights), "--set", f"data.eval={bad}", "model.num_classes=8"]
+    assert evaluate.main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"error: bad eval data: corrupt JPEG in {bad} record 0" and "Traceback" not in err

@@ -13,6 +13,7 @@ zipped with the records, so results do not depend on parallelism, and a
 
 import logging
 import math
+import sys
 
 import keras
 import tensorflow as tf
@@ -23,7 +24,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 VIDEO_MEAN = (0.485, 0.456, 0.406)
 VIDEO_STD = (0.229, 0.224, 0.225)
 HLS_JITTER = (15, 35, 25)  # the official recipe: ±hue (OpenCV 0–180 scale), ±lightness, ±saturation (0–255)
-BAD_DATA_REASONS = ("no_frames", "bad_jpeg", "bad_label")
+BAD_DATA_REASONS = ("unreadable", "no_frames", "bad_jpeg", "bad_label")
+RECORD_FRAMING = 16  # bytes around each TFRecord payload: length, its CRC, and the payload's CRC
 # Not bad data: records with several labels, used with their first label when training single-label.
 MULTI_LABEL_RECORDS = "multi_label_records"
 
@@ -37,13 +39,22 @@ class BadDataCounter:
             reason: tf.Variable(0, dtype=tf.int64, trainable=False)
             for reason in (*BAD_DATA_REASONS, MULTI_LABEL_RECORDS)
         }
+        # "<file> record <n>" of each training element under way: one left here failed (and was dropped).
+        self.in_progress = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
+
+    def failed_records(self):
+        """The records whose element raised (not a proto, an undecodable JPEG) since the last reset."""
+        return sorted(key.decode() for key in self.in_progress.export()[0].numpy())
 
     def result(self):
-        return {reason: int(v.numpy()) for reason, v in self.counts.items()}
+        counts = {reason: int(v.numpy()) for reason, v in self.counts.items()}
+        counts["unreadable"] += len(self.failed_records())
+        return counts
 
     def reset(self):
         for v in self.counts.values():
             v.assign(0)
+        self.in_progress.remove(self.in_progress.export()[0])
 
 
 class BadDataLogger(keras.callbacks.Callback):
@@ -58,6 +69,7 @@ class BadDataLogger(keras.callbacks.Callback):
         self.counter = counter
 
     def on_epoch_end(self, epoch, logs=None):
+        failed = self.counter.failed_records()
         counts = self.counter.result()
         several = counts.pop(MULTI_LABEL_RECORDS)
         total = sum(counts.values())
@@ -68,6 +80,9 @@ class BadDataLogger(keras.callbacks.Callback):
         if total:
             detail = ", ".join(f"{reason} {n}" for reason, n in counts.items() if n)
             log.warning(f"epoch {epoch + 1}: dropped {total} bad clip(s): {detail}")
+        if failed:
+            more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+            log.warning(f"epoch {epoch + 1}: unreadable: {', '.join(failed[:10])}{more}")
         if several:
             log.warning(
                 f"epoch {epoch + 1}: {several} record(s) hold several labels and trained on their first "
@@ -243,6 +258,43 @@ def _labels(label_values, num_classes, multi_label):
     return tf.cast(first, tf.int32), valid
 
 
+def _readable_records(path, size, counter):
+    """`(path, index, record)` of one TFRecord file, up to its first unreadable record.
+
+    A corrupt or truncated record, or bytes after the last one, stop the
+    reading of that file: the records read so far are kept, the stop is
+    counted as `unreadable` and printed with the file and the byte offset, and
+    the other files go on.
+    """
+    records = tf.data.TFRecordDataset(path).ignore_errors()
+    flagged = records.map(lambda r: (r, False)).concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def step(state, element):
+        offset, index = state
+        record, is_end = element
+        length = tf.cast(tf.strings.length(record), tf.int64)
+        advance = tf.where(is_end, tf.constant(0, tf.int64), length + RECORD_FRAMING)
+        return (offset + advance, index + tf.cast(~is_end, tf.int64)), (index, record, is_end, offset)
+
+    def check_end(index, record, is_end, offset):
+        stopped = is_end & (offset < size)
+
+        def report():
+            numbers = [tf.strings.as_string(n) for n in (offset, size, index)]
+            message = tf.strings.join(
+                ["warning: ", path, ": unreadable from byte ", numbers[0], " of ", numbers[1], " (record "]
+                + [numbers[2], "): a corrupt or truncated record, or bytes after the last; the rest is skipped"]
+            )
+            with tf.control_dependencies([tf.print(message, output_stream=sys.stderr)]):
+                return counter.counts["unreadable"].assign_add(1)
+
+        tf.cond(stopped, report, lambda: counter.counts["unreadable"].assign_add(0))
+        return ~is_end
+
+    scanned = flagged.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), step)
+    return scanned.filter(check_end).map(lambda index, record, is_end, offset: (path, index, record))
+
+
 def _list_files(file_pattern):
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
@@ -342,15 +394,14 @@ def make_dataset(
     if by_file:
         files = files[pipeline_id::pipelines]
 
-    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    counter = bad_data_counter or BadDataCounter()
+    sizes = [tf.io.gfile.stat(f).length for f in files]
+    file_ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
     if train:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    def read_file(path):
-        return tf.data.TFRecordDataset(path).enumerate().map(lambda i, r: (path, i, r))
-
     records = file_ds.interleave(
-        read_file,
+        lambda path, size: _readable_records(path, size, counter),
         cycle_length=min(len(files), 8),
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic or not train,
@@ -358,20 +409,19 @@ def make_dataset(
     if pipelines > 1 and not by_file:
         records = records.shard(pipelines, pipeline_id)
 
-    counter = bad_data_counter or BadDataCounter()
     scale, offset = _normalization(mean, std)
     if scale_range is None:
         scale_range = (crop_size, round(crop_size * 288 / 224))
     if eval_short_side is None:
         eval_short_side = round(crop_size * 256 / 224)
 
-    def read_clip_frames(serialized, sample):
+    def read_clip_frames(serialized, sample, name):
         """Parses a record and picks the JPEGs of its clip(s), with every validity check.
 
         Returns `(picked, label, context, has_frames, whole, label_ok)`; `sample(num_frames)`
-        gives the frame indices.
+        gives the frame indices; `name` ("<file> record <n>") is in a parse error.
         """
-        jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key)
+        jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key, example_name=name)
         label, label_ok = _labels(context[label_key], num_classes, multi_label)
         num_frames = tf.size(jpegs, out_type=tf.int64)
         picked = _gather_frames(jpegs, tf.reshape(sample(tf.maximum(num_frames, 1)), [-1]))
@@ -383,8 +433,14 @@ def make_dataset(
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
         def train_element(record, rand):
+            path, index, serialized = record
+            name = tf.strings.join([path, " record ", tf.strings.as_string(index)])
+            # Marked under way until the element is done: one that raises stays marked, and is dropped below.
+            started = counter.in_progress.insert(name[None], tf.constant([1], tf.int64))
+            with tf.control_dependencies([started]):
+                serialized = tf.identity(serialized)
             picked, label, context, has_frames, whole, label_ok = read_clip_frames(
-                record[2], lambda n: sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand)
+                serialized, lambda n: sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand), name
             )
             ok = whole & label_ok
             several = tf.size(context[label_key]) > 1
@@ -409,24 +465,27 @@ def make_dataset(
                 return _finish_train_clip(clip, mirror, offsets, scale, offset, bool(color_jitter))
 
             clip = tf.cond(ok, decode, lambda: tf.zeros((clip_length, crop_size, crop_size, 3), tf.float32))
-            return tf.cast(clip, dtype), label, ok
+            with tf.control_dependencies([clip, label]):
+                finished = counter.in_progress.remove(name[None])
+            with tf.control_dependencies([finished]):
+                return tf.cast(clip, dtype), tf.identity(label), tf.identity(ok)
 
         ds = tf.data.Dataset.zip((records, randoms)).map(
             train_element, num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
-        ds = ds.filter(lambda clip, label, ok: ok)
+        ds = ds.ignore_errors().filter(lambda clip, label, ok: ok)
         ds = ds.map(lambda clip_, label_, ok_: (clip_, label_))
     else:
 
         def eval_views(index, record):
             """All views of one video as a dataset of `(clip, label, video_index)`."""
             path, record_index, serialized = record
+            where = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
             picked, label, context, has_frames, whole, label_ok = read_clip_frames(
-                serialized, lambda n: sample_eval_indices(n, clip_length, frame_intervals[0], num_clips)
+                serialized, lambda n: sample_eval_indices(n, clip_length, frame_intervals[0], num_clips), where
             )
             ok = whole & label_ok
             if not skip_bad:
-                where = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
                 checks = [
                     tf.debugging.Assert(has_frames, ["bad eval data: no frames in", where]),
                     tf.debugging.Assert(~has_frames | whole, ["bad eval data: corrupt JPEG in", where]),
