@@ -1,17 +1,14 @@
 """Training callbacks: fault-tolerant resumable checkpoints, best/last models, a clear NaN stop."""
 
+import csv
+import io
 import json
 import math
 import os
 
 import keras
 
-
-def _write_json(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+from mfnet_keras.files import save_model, write_json, write_text
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -26,8 +23,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     from that step of that epoch.
 
     Also keeps `last.keras` (each epoch) and `best.keras` (best `monitor`), the
-    best value surviving restarts through `state.json`. With `write=False` (the
-    non-chief workers of a multi-worker run) it only restores.
+    best value surviving restarts through `state.json`, and, mid-epoch, the
+    metrics' accumulated sums, which are added back after the first step of
+    a resumed epoch: the epoch's logs then cover all of its steps (every
+    compiled metric is a sum: means, accuracies, AUC counts). With
+    `write=False` (the non-chief workers of a multi-worker run) it only
+    restores. Every file is written atomically (`mfnet_keras.files`).
     """
 
     def __init__(self, directory, save_every_steps, steps_per_epoch, monitor="val_accuracy", mode="max", write=True):
@@ -41,6 +42,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.state = {"epoch": 0, "step": 0, "checkpoint": None, "best": None}
         self.step_offset = 0  # steps of the current epoch done before this fit() call
         self._epoch = 0
+        self._resumed_metrics = None
         os.makedirs(directory, exist_ok=True)
 
     @property
@@ -57,6 +59,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.directory, self.state["checkpoint"]))
+        self._resumed_metrics = self.state.get("metrics") if self.state["step"] else None
         return self.state["epoch"], self.state["step"]
 
     def _save(self, epoch, step):
@@ -66,9 +69,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         previous = self.state.get("checkpoint")
         if name == previous:
             return
-        self.model.save_weights(os.path.join(self.directory, name))
-        self.state.update(epoch=epoch, step=step, checkpoint=name)
-        _write_json(self.state_path, self.state)
+        save_model(self.model, os.path.join(self.directory, name))
+        metrics = {v.path: v.numpy().tolist() for v in self.model.metrics_variables} if step else None
+        self.state.update(epoch=epoch, step=step, checkpoint=name, metrics=metrics)
+        write_json(self.state_path, self.state)
         if previous and os.path.exists(os.path.join(self.directory, previous)):
             os.remove(os.path.join(self.directory, previous))
 
@@ -76,6 +80,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._resumed_metrics:  # the metrics exist once a step has run: add the sums saved before the stop
+            for variable in self.model.metrics_variables:
+                if variable.path in self._resumed_metrics:
+                    variable.assign_add(keras.ops.cast(self._resumed_metrics[variable.path], variable.dtype))
+            self._resumed_metrics = None
         step = self.step_offset + batch + 1
         if step % self.save_every_steps == 0 and step < self.steps_per_epoch:
             self._save(self._epoch, step)
@@ -89,10 +98,36 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             better = best is None or (value > best if self.mode == "max" else value < best)
             if better and self.write:
                 self.state["best"] = float(value)
-                self.model.save(os.path.join(self.directory, "best.keras"))
+                save_model(self.model, os.path.join(self.directory, "best.keras"))
         if self.write:
-            self.model.save(os.path.join(self.directory, "last.keras"))
+            save_model(self.model, os.path.join(self.directory, "last.keras"))
         self._save(epoch + 1, 0)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """`log.csv`: one row per epoch, rewritten whole and atomically at each epoch end.
+
+    A resumed epoch replaces any row of that epoch or later (left by a run
+    that got further before it was stopped), so the file always holds one row
+    per finished epoch.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows = []
+        if os.path.exists(self.path):
+            with open(self.path, newline="") as f:
+                rows = [row for row in csv.DictReader(f) if int(row["epoch"]) < epoch]
+        rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        columns = ["epoch", *sorted({key for row in rows for key in row} - {"epoch"})]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.path, out.getvalue())
 
 
 class TerminateOnNaN(keras.callbacks.Callback):

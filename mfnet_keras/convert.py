@@ -17,16 +17,14 @@ from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 def convert(src, out, model_name, num_classes=None, skip_classifier=False):
     """Builds `model_name`, loads `src` into it and saves it to `out`; returns the model."""
     from mfnet_keras import models, weights
+    from mfnet_keras.files import save_model
 
     state = weights.read_torch_state_dict(src)
     if num_classes is None and "classifier.weight" in state:
         num_classes = state["classifier.weight"].shape[0]
     model = models.build(model_name, num_classes=num_classes)
     weights.load_state_dict(model, state, skip_classifier=skip_classifier)
-    if out.endswith(".weights.h5"):
-        model.save_weights(out)
-    else:
-        model.save(out)
+    save_model(model, out)
     return model
 
 

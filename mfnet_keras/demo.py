@@ -16,7 +16,6 @@ resumes where it stopped, so an interrupted demo re-runs cheaply.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
     (tests and notebooks use them for a small, fast run)."""
     from mfnet_keras import evaluate, train
     from mfnet_keras.config import load_config
+    from mfnet_keras.files import write_json
     from tfrecords_tools import pack, synthetic
 
     started = time.time()
@@ -76,8 +76,7 @@ def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
         "export": export_dir,
         "seconds": round(time.time() - started, 1),
     }
-    with open(os.path.join(output, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(output, "report.json"), report)
     print()
     print(f"{'held-out videos: ' + str(report['videos']):<34}{'video top-1':>12}{'video top-5':>12}{'clip top-1':>11}")
     print(

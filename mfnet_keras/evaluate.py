@@ -11,7 +11,6 @@ plotted in `per_class_average_precision.png`).
 """
 
 import argparse
-import json
 import math
 import os
 import re
@@ -125,8 +124,15 @@ def plot_per_class(per_class, path, title, metric="accuracy"):
     ax.set_ylabel(f"video-level {metric.replace('_', ' ')} (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path):
+    from mfnet_keras.files import replacing
+
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def plot_confusion(confusion, class_names, path, title):
@@ -147,8 +153,7 @@ def plot_confusion(confusion, class_names, path, title):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path)
 
 
 def predict_views(model, config, pattern):
@@ -191,6 +196,7 @@ def predict_views(model, config, pattern):
 def evaluate(config, weights, output, class_names=None):
     """Runs the evaluation and writes the report and plots; returns the report."""
     from mfnet_keras import models
+    from mfnet_keras.files import write_json
 
     started = time.time()
     pattern = config["data"]["eval"] or config["data"]["train"]
@@ -214,8 +220,7 @@ def evaluate(config, weights, output, class_names=None):
         seconds=round(time.time() - started, 1),
     )
     os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(output, "report.json"), report)
     _plot_and_print(report, class_names, output, os.path.basename(os.path.dirname(os.path.abspath(weights))))
     return report
 

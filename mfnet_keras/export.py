@@ -196,7 +196,9 @@ def main(argv=None):
         names = [line.strip() for line in open(args.labels) if line.strip()]
     export_saved_model(model, args.out, names, mean, std, interval)
     keras_path = os.path.join(args.out, "model.keras")
-    model.save(keras_path)
+    from mfnet_keras.files import save_model
+
+    save_model(model, keras_path)
     print(
         json.dumps(
             {

@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import warnings
 
@@ -280,8 +279,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     import tensorflow as tf
     import yaml
 
-    from mfnet_keras.callbacks import ResumableCheckpoint, TerminateOnNaN
+    from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
     from mfnet_keras.data import BadDataLogger
+    from mfnet_keras.files import save_model, write_text
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
     labels, videos = records_info(config["data"]["train"])
@@ -297,11 +297,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
     chief = worker_role()[1]
     if chief:
-        with open(os.path.join(output, "config.yaml"), "w") as f:
-            yaml.safe_dump(config, f, sort_keys=False)
+        write_text(os.path.join(output, "config.yaml"), yaml.safe_dump(config, sort_keys=False))
     if labels and chief:
-        with open(os.path.join(output, "labels.txt"), "w") as f:
-            f.write("".join(name + "\n" for name in labels))
+        write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
 
     train_ds, eval_ds, counter = make_datasets(config, strategy, shape, reverse)
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
@@ -324,7 +322,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
     if chief:  # the other workers hold the same weights and read the chief's checkpoints on resume
         callbacks += [
-            keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
+            EpochLog(os.path.join(output, "log.csv")),
             keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
         ]
     with strategy.scope():
@@ -358,8 +356,8 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     if nan_guard.message:
         raise RuntimeError(nan_guard.message)
     if chief:
-        model.save(os.path.join(output, "model.keras"))
-        shutil.copyfile(os.path.join(output, "model.keras"), os.path.join(output, "checkpoints", "last.keras"))
+        save_model(model, os.path.join(output, "model.keras"))
+        save_model(model, os.path.join(output, "checkpoints", "last.keras"))
         print(f"saved {os.path.join(output, 'model.keras')}")
     return history
 
@@ -387,7 +385,7 @@ def main(argv=None):
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    except RuntimeError as error:
+    except (RuntimeError, OSError) as error:  # NaN loss; a full, read-only or missing output folder
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
