@@ -7,7 +7,9 @@ write of the same file.
 """
 
 import contextlib
+import errno
 import json
+import math
 import os
 import shutil
 
@@ -40,7 +42,29 @@ def write_json(path, data):
     write_text(path, json.dumps(data, indent=1))
 
 
+def _itemsize(dtype):
+    """Bytes per element of a Keras dtype name ("float32" → 4, "bfloat16" → 2, "bool" → 1)."""
+    bits = "".join(c for c in str(dtype) if c.isdigit())
+    return int(bits) // 8 if bits else 1
+
+
 def save_model(model, path):
-    """`model.save(path)` (`.keras`) or `model.save_weights(path)` (`.weights.h5`), atomically."""
+    """`model.save(path)` (`.keras`) or `model.save_weights(path)` (`.weights.h5`), atomically.
+
+    The free space is checked first: HDF5 meeting a full disk halfway through
+    a file leaves its library in a state that ends the process with a
+    segmentation fault, so a save that cannot fit is refused beforehand with a
+    plain `OSError` (ENOSPC).
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    variables = [*model.variables, *(model.optimizer.variables if model.optimizer else [])]
+    estimate = sum(math.prod(v.shape) * _itemsize(v.dtype) + 2048 for v in variables)  # + HDF5's per-array cost
+    suffix = ".weights.h5" if path.endswith(".weights.h5") else ".keras"
+    earlier = [os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder) if n.endswith(suffix)]
+    needed = int(1.1 * max([estimate, *earlier])) + 2**16
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device for {path}: it needs about {needed} bytes, {free} free")
     with replacing(path) as tmp:
         (model.save_weights if path.endswith(".weights.h5") else model.save)(tmp)
