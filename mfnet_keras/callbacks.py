@@ -26,7 +26,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     best value surviving restarts through `state.json`, and, mid-epoch, the
     metrics' accumulated sums, which are added back after the first step of
     a resumed epoch: the epoch's logs then cover all of its steps (every
-    compiled metric is a sum: means, accuracies, AUC counts). With
+    compiled metric is a sum: means, accuracies, AUC counts; single-replica
+    runs only). With
     `write=False` (the non-chief workers of a multi-worker run) it only
     restores. Every file is written atomically (`mfnet_keras.files`).
     """
@@ -70,7 +71,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if name == previous:
             return
         save_model(self.model, os.path.join(self.directory, name))
-        metrics = {v.path: v.numpy().tolist() for v in self.model.metrics_variables} if step else None
+        # Metric variables of several replicas are summed by a collective when read, which only the chief
+        # would join: their sums are kept for single-replica runs.
+        single = self.model.distribute_strategy.num_replicas_in_sync == 1
+        metrics = {v.path: v.numpy().tolist() for v in self.model.metrics_variables} if step and single else None
         self.state.update(epoch=epoch, step=step, checkpoint=name, metrics=metrics)
         write_json(self.state_path, self.state)
         if previous and os.path.exists(os.path.join(self.directory, previous)):

@@ -58,7 +58,8 @@ def save_model(model, path):
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    variables = [*model.variables, *(model.optimizer.variables if model.optimizer else [])]
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.variables, *(optimizer.variables if optimizer else [])]
     estimate = sum(math.prod(v.shape) * _itemsize(v.dtype) + 2048 for v in variables)  # + HDF5's per-array cost
     suffix = ".weights.h5" if path.endswith(".weights.h5") else ".keras"
     earlier = [os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder) if n.endswith(suffix)]

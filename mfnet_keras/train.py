@@ -286,10 +286,10 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
 
     labels, videos = records_info(config["data"]["train"])
     reverse = reverse_in_time(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
+    strategy = choose_strategy()  # before any TensorFlow op: multi-worker collectives are set up at start-up
     check_against_records(config, labels)
     shape = input_shape(config)
     os.makedirs(output, exist_ok=True)
-    strategy = choose_strategy()
     if mixed_precision:
         on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if on_tpu else "mixed_float16")
