@@ -33,8 +33,8 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     from mfnet_keras.data.pipeline import (
         _eval_clips,
         _gather_frames,
-        _jpegs_look_whole,
         _normalization,
+        jpegs_look_whole,
         sample_eval_indices,
     )
     from tfrecords_tools import schema
@@ -112,7 +112,7 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
                     num_frames = tf.size(jpegs, out_type=tf.int64)
                 indices = sample_eval_indices(num_frames, clip_length, frame_interval, 1)
                 picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
-                whole = tf.debugging.Assert(_jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
+                whole = tf.debugging.Assert(jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
                 with tf.control_dependencies([whole]):
                     picked = tf.identity(picked)
                 short_side = round(crop_size * 256 / 224)

@@ -172,12 +172,12 @@ def hls_jitter(clip, offsets):
 
 
 def _gather_frames(jpegs, indices):
-    """The JPEGs at `indices`; placeholders (that fail `_jpegs_look_whole`) when the video has no frame."""
+    """The JPEGs at `indices`; placeholders (that fail `jpegs_look_whole`) when the video has no frame."""
     safe = tf.cond(tf.size(jpegs) > 0, lambda: jpegs, lambda: tf.constant([b""]))
     return tf.gather(safe, indices % tf.size(safe, out_type=indices.dtype))
 
 
-def _jpegs_look_whole(jpegs):
+def jpegs_look_whole(jpegs):
     """True when every JPEG starts with SOI and ends with EOI: catches truncated and garbage frames cheaply."""
     length = tf.strings.length(jpegs)
     head = tf.strings.substr(jpegs, tf.zeros_like(length), tf.fill(tf.shape(length), 2)) == b"\xff\xd8"
@@ -426,7 +426,7 @@ def make_dataset(
         num_frames = tf.size(jpegs, out_type=tf.int64)
         picked = _gather_frames(jpegs, tf.reshape(sample(tf.maximum(num_frames, 1)), [-1]))
         has_frames = num_frames > 0
-        return picked, label, context, has_frames, has_frames & _jpegs_look_whole(picked), label_ok
+        return picked, label, context, has_frames, has_frames & jpegs_look_whole(picked), label_ok
 
     if train:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
