@@ -27,7 +27,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     metrics' accumulated sums, which are added back after the first step of
     a resumed epoch: the epoch's logs then cover all of its steps (every
     compiled metric is a sum: means, accuracies, AUC counts; single-replica
-    runs only). With
+    runs only). Also saved: the layers' random-seed states (dropout), which
+    weight files leave out, and, when `data_position` is set (a
+    `mfnet_keras.data.DataPosition`), where the training data stream stands,
+    so a resumed run trains on what an uninterrupted one would have. With
     `write=False` (the non-chief workers of a multi-worker run) it only
     restores. Every file is written atomically (`mfnet_keras.files`).
     """
@@ -42,6 +45,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.state = {"epoch": 0, "step": 0, "checkpoint": None, "best": None}
         self.step_offset = 0  # steps of the current epoch done before this fit() call
+        self.data_position = None
         self._epoch = 0
         self._resumed_metrics = None
         os.makedirs(directory, exist_ok=True)
@@ -50,16 +54,29 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def state_path(self):
         return os.path.join(self.directory, "state.json")
 
+    def read_state(self):
+        """The saved state (`epoch`, `step`, `checkpoint`, `best`, `data`, ...), or the initial one."""
+        if os.path.exists(self.state_path):
+            with open(self.state_path) as f:
+                self.state = json.load(f)
+        return self.state
+
+    def _seed_states(self):
+        """The layers' random-seed state variables: in `model.variables`, not in its weights."""
+        weights = {v.path for v in self.model.weights}
+        return [v for v in self.model.variables if v.path not in weights]
+
     def load_state(self):
-        """Restores weights and optimizer from the last checkpoint; returns `(epoch, step)` to resume at."""
-        if not os.path.exists(self.state_path):
-            return 0, 0
-        with open(self.state_path) as f:
-            self.state = json.load(f)
+        """Restores weights, optimizer and seeds from the last checkpoint; returns `(epoch, step)` to resume at."""
+        self.read_state()
         if self.state["checkpoint"]:
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.directory, self.state["checkpoint"]))
+        seeds = self.state.get("seeds") or {}
+        for variable in self._seed_states():
+            if variable.path in seeds:
+                variable.assign(keras.ops.cast(seeds[variable.path], variable.dtype))
         self._resumed_metrics = self.state.get("metrics") if self.state["step"] else None
         return self.state["epoch"], self.state["step"]
 
@@ -75,7 +92,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         # would join: their sums are kept for single-replica runs.
         single = self.model.distribute_strategy.num_replicas_in_sync == 1
         metrics = {v.path: v.numpy().tolist() for v in self.model.metrics_variables} if step and single else None
-        self.state.update(epoch=epoch, step=step, checkpoint=name, metrics=metrics)
+        seeds = {v.path: keras.ops.convert_to_numpy(v).tolist() for v in self._seed_states()}
+        self.state.update(epoch=epoch, step=step, checkpoint=name, metrics=metrics, seeds=seeds)
+        if self.data_position is not None:
+            self.state["data"] = self.data_position.after_steps(epoch * self.steps_per_epoch + step)
         write_json(self.state_path, self.state)
         if previous and os.path.exists(os.path.join(self.directory, previous)):
             os.remove(os.path.join(self.directory, previous))

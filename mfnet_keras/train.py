@@ -93,14 +93,12 @@ def input_shape(config):
     return (size, size, 3) if two_d else (config["model"]["clip_length"], size, size, 3)
 
 
-def reverse_in_time(pairs, class_names, clip_length):
-    """A batch map that plays half the clips backwards and relabels them by `pairs`, or None without pairs.
+def reverse_labels(pairs, class_names, clip_length):
+    """`make_dataset`'s `reverse_labels` for `data.reverse_pairs`, or None without pairs.
 
     For classes that are each other's time reversal (move left / move right,
     grow / shrink): the reversed clip of one is a genuine clip of the other.
     """
-    import tensorflow as tf
-
     if not pairs:
         return None
     if clip_length < 2:
@@ -114,28 +112,21 @@ def reverse_in_time(pairs, class_names, clip_length):
             )
         a, b = names.index(pair[0]), names.index(pair[1])
         table[a], table[b] = b, a
-    table = tf.constant(table)
-
-    def reverse(clips, labels):
-        flip = tf.random.uniform(tf.shape(labels)[:1]) < 0.5
-        reversed_clips = tf.reverse(clips, axis=[1])
-        clips = tf.where(tf.reshape(flip, [-1, 1, 1, 1, 1]), reversed_clips, clips)
-        if len(labels.shape) == 2:  # multi-hot: the pairs swap columns
-            return clips, tf.where(flip[:, None], tf.gather(labels, table, axis=1), labels)
-        labels = tf.where(flip, tf.gather(table, tf.cast(labels, tf.int32)), tf.cast(labels, tf.int32))
-        return clips, labels
-
-    return reverse
+    return table
 
 
-def make_datasets(config, strategy, shape, reverse=None):
-    """Distributed train and validation datasets of the config; `reverse` is `reverse_in_time`'s map."""
+def make_datasets(config, strategy, shape, position, counter, reverse=None):
+    """Distributed train and validation datasets of the config.
+
+    `position` is the `DataPosition` the endless train stream starts from and
+    records its place in, `counter` the `BadDataCounter` of its dropped
+    elements, `reverse` `reverse_labels`'s table.
+    """
     import tensorflow as tf
 
-    from mfnet_keras.data import BadDataCounter, make_dataset
+    from mfnet_keras.data import make_dataset
 
     data, model_cfg, train = config["data"], config["model"], config["train"]
-    counter = BadDataCounter()
     common = dict(
         clip_length=model_cfg["clip_length"],
         crop_size=model_cfg["crop_size"],
@@ -147,10 +138,12 @@ def make_datasets(config, strategy, shape, reverse=None):
     )
     squeeze = len(shape) == 3
 
+    @tf.autograph.experimental.do_not_convert
     def shape_for_model(clips, labels):
         return (clips[:, 0] if squeeze else clips), labels
 
     def train_fn(context):
+        position.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
         ds = make_dataset(
             data["train"],
             "train",
@@ -164,11 +157,10 @@ def make_datasets(config, strategy, shape, reverse=None):
             seed=train["seed"],
             input_context=context,
             bad_data_counter=counter,
+            reverse_labels=reverse,
+            position=position,
             **common,
         )
-        ds = ds.repeat()
-        if reverse is not None:
-            ds = ds.map(reverse, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.map(shape_for_model)
 
     def eval_fn(context):
@@ -188,7 +180,7 @@ def make_datasets(config, strategy, shape, reverse=None):
     else:
         single = tf.distribute.InputContext()
         train_ds, eval_ds = train_fn(single), (eval_fn(single) if data["eval"] else None)
-    return train_ds, eval_ds, counter
+    return train_ds, eval_ds
 
 
 def build_model(config, shape, strategy):
@@ -280,12 +272,12 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     import yaml
 
     from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
-    from mfnet_keras.data import BadDataLogger
+    from mfnet_keras.data import BadDataCounter, BadDataLogger, DataPosition
     from mfnet_keras.files import save_model, write_text
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
     labels, videos = records_info(config["data"]["train"])
-    reverse = reverse_in_time(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
+    reverse = reverse_labels(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
     strategy = choose_strategy()  # before any TensorFlow op: multi-worker collectives are set up at start-up
     check_against_records(config, labels)
     shape = input_shape(config)
@@ -301,23 +293,26 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     if labels and chief:
         write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
 
-    train_ds, eval_ds, counter = make_datasets(config, strategy, shape, reverse)
-    keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
-    with strategy.scope():
-        model, loaded = build_model(config, shape, strategy)
-        optimizer = make_optimizer(config, steps, loaded)
-        loss, metrics = loss_and_metrics(config)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
-    if is_multi_worker(strategy):
-        enable_multi_worker_fit(model)
-
+    loss, metrics = loss_and_metrics(config)
     checkpoints = ResumableCheckpoint(
         os.path.join(output, "checkpoints"),
         config["train"]["save_every_steps"],
         steps,
-        monitor=("val_" if eval_ds is not None else "") + metrics[0].name,
+        monitor=("val_" if config["data"]["eval"] else "") + metrics[0].name,
         write=chief,
     )
+    # Multi-worker runs resume every worker at the chief's place in its own shard: exact for one worker.
+    position = DataPosition(checkpoints.read_state().get("data") or (0, 0, 0))
+    checkpoints.data_position, counter = position, BadDataCounter()
+    train_ds, eval_ds = make_datasets(config, strategy, shape, position, counter, reverse)
+    keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
+    with strategy.scope():
+        model, loaded = build_model(config, shape, strategy)
+        optimizer = make_optimizer(config, steps, loaded)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    if is_multi_worker(strategy):
+        enable_multi_worker_fit(model)
+
     nan_guard = TerminateOnNaN()
     callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
     if chief:  # the other workers hold the same weights and read the chief's checkpoints on resume
@@ -351,6 +346,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
             checkpoints.step_offset = step
             history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
             epoch += 1
+            # A new fit() iterates its data from the start: the stream is rebuilt to begin where this one is.
+            position.start = position.after_steps(epoch * steps) or position.start
+            train_ds, _ = make_datasets(config, strategy, shape, position, counter, reverse)
         if epoch < epochs and not nan_guard.message:
             history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
     if nan_guard.message:

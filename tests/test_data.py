@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mfnet_keras import models
-from mfnet_keras.data import BadDataLogger, make_dataset, sample_eval_indices, sample_train_indices
+from mfnet_keras.data import BadDataLogger, DataPosition, make_dataset, sample_eval_indices, sample_train_indices
 from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD, hls_jitter, hls_to_rgb, rgb_to_hls
 from tfrecords_tools import schema
 
@@ -150,6 +150,45 @@ def test_seed_makes_train_reproducible_and_epochs_differ(records):
     for u, v in zip(a1, b1):
         np.testing.assert_array_equal(u, v)
     assert not all(np.array_equal(u, v) for u, v in zip(a1, a2))
+
+
+def test_reverse_labels_play_half_the_clips_backwards_and_relabel_them(records):
+    plain = dict(frame_intervals=(1,), crop_size=16, scale_range=(24, 24), aspect_range=(1.0, 1.0), flip=False)
+    for multi_label in (False, True):
+        ds = make_dataset(
+            str(records / "*.tfrecord"), "train", batch_size=1, clip_length=6, color_jitter=None, seed=4,
+            num_classes=3, multi_label=multi_label, reverse_labels=[1, 0], **plain,
+        )  # fmt: skip
+        directions = set()
+        for x, y in ds.repeat(3):
+            clip = x.numpy()[0] * np.array(VIDEO_STD) + np.array(VIDEO_MEAN)
+            video = round(clip[..., 2].mean() * 255 / 5)  # the tint
+            label = (video // 3 + video % 3) % 3  # as `records` wrote it
+            backwards = bool(np.all(np.diff(clip[..., 0].mean(axis=(1, 2))) < 0))  # frames get darker
+            directions.add(backwards)
+            expected = [1, 0, 2][label] if backwards else label
+            got = y.numpy()[0]
+            assert (np.argmax(got) if multi_label else got) == expected, (video, backwards, got)
+        assert directions == {False, True}
+
+
+def test_a_stream_started_at_a_saved_position_continues_it(records):
+    def stream(position):
+        return make_dataset(
+            str(records / "*.tfrecord"), "train", batch_size=2, clip_length=4, crop_size=16, seed=1, position=position
+        )
+
+    first = DataPosition()
+    batches = [(x.numpy(), y.numpy()) for x, y in stream(first).take(9)]  # 6 batches a pass: into the second
+    tf.random.set_seed(0)  # as training does before it resumes: a global seed changes nothing
+    for steps in (4, 7):
+        start = first.after_steps(steps)
+        assert start[2] == steps
+        again = [(x.numpy(), y.numpy()) for x, y in stream(DataPosition(start)).take(9 - steps)]
+        for (x, y), (x2, y2) in zip(batches[steps:], again, strict=True):
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(batches[0][0], batches[6][0])  # passes differ
 
 
 def test_eval_views_and_video_index(records):

@@ -258,23 +258,11 @@ def test_two_worker_processes_train_on_loopback(tmp_path, records):
     assert "saved" in outputs[0] and "saved" not in outputs[1]
 
 
-def test_reverse_in_time_plays_clips_backwards_and_swaps_their_labels():
-    reverse = train.reverse_in_time([["a", "b"]], ["a", "b", "c"], clip_length=4)
-    clips = np.arange(64 * 4, dtype="float32").reshape(64, 4, 1, 1, 1) % 4  # frame t holds t
-    labels = np.array([0, 1, 2, 2] * 16)
-    out, new = (t.numpy() for t in reverse(clips, labels))
-    flipped = out[:, 0, 0, 0, 0] == 3
-    assert 10 < flipped.sum() < 54  # about half
-    np.testing.assert_array_equal(out[flipped, :, 0, 0, 0], np.tile([3, 2, 1, 0], (flipped.sum(), 1)))
-    np.testing.assert_array_equal(out[~flipped, :, 0, 0, 0], np.tile([0, 1, 2, 3], ((~flipped).sum(), 1)))
-    np.testing.assert_array_equal(new[flipped], np.array([1, 0, 2])[labels[flipped]])
-    np.testing.assert_array_equal(new[~flipped], labels[~flipped])
-    hot = np.eye(3, dtype="float32")[labels] + np.eye(3, dtype="float32")[2]  # multi-hot: each also holds c
-    out, new = (t.numpy() for t in reverse(clips, hot))
-    flipped = out[:, 0, 0, 0, 0] == 3
-    np.testing.assert_array_equal(new[flipped], hot[flipped][:, [1, 0, 2]])  # a and b swap columns
-    np.testing.assert_array_equal(new[~flipped], hot[~flipped])
-    assert train.reverse_in_time([], ["a"], 4) is None
+def test_reverse_pairs_become_a_label_table():
+    assert train.reverse_labels([["a", "b"]], ["a", "b", "c"], clip_length=4) == [1, 0, 2]
+    assert train.reverse_labels([], ["a"], 4) is None
+    with pytest.raises(ConfigError, match=r"pairs of class names from labels.txt, got \['a', 'd'\]"):
+        train.reverse_labels([["a", "d"]], ["a", "b", "c"], clip_length=4)
 
 
 def test_sgd_l2_and_lr_multipliers_match_pytorch_rule():

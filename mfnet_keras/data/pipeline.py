@@ -6,9 +6,10 @@ random crop (`decode_and_crop_jpeg`), then flip, HLS colour jitter and
 normalisation. Eval: `num_clips` uniformly spaced clips × `num_crops` crops
 per video, deterministic, each view tagged with its `video_index`.
 
-Every random choice is a stateless op seeded from a `Dataset.random` stream
-zipped with the records, so results do not depend on parallelism, and a
-`seed` makes a run reproducible while epochs still differ.
+Every random choice is a stateless op keyed by the seed, the pass over the
+data and the record's place in that pass, so results do not depend on
+parallelism, a `seed` makes a run reproducible while epochs still differ, and a
+`DataPosition` lets an interrupted run go on exactly where it stopped.
 """
 
 import logging
@@ -21,6 +22,9 @@ import tensorflow as tf
 from tfrecords_tools import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
+# tf.data functions here hold no Python control flow on tensors: AutoGraph, which costs ~2 s per
+# pipeline at start-up, is skipped.
+_plain = tf.autograph.experimental.do_not_convert
 VIDEO_MEAN = (0.485, 0.456, 0.406)
 VIDEO_STD = (0.229, 0.224, 0.225)
 HLS_JITTER = (15, 35, 25)  # the official recipe: ±hue (OpenCV 0–180 scale), ±lightness, ±saturation (0–255)
@@ -89,6 +93,70 @@ class BadDataLogger(keras.callbacks.Callback):
                 "(multi_label_records; data.multi_label=true trains on all of them)"
             )
         self.counter.reset()
+
+
+class DataPosition:
+    """Where an endless training stream stands: `(pass, records of that pass read)` after each batch.
+
+    Given to `make_dataset`, the train stream repeats forever, starts at
+    `start` (`[pass, index, batch]`, as `after_steps` gives it) and records
+    the position after each batch it yields. A resumed run that starts where
+    the last trained batch ended sees exactly the clips an uninterrupted run
+    would have. `batches_per_step`: batches of this pipeline that one training
+    step takes (replicas per input pipeline).
+    """
+
+    def __init__(self, start=(0, 0, 0), batches_per_step=1):
+        self.start = [int(n) for n in start]
+        self.batches_per_step = batches_per_step
+        self.table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=[-1, -1])
+
+    def after_steps(self, steps):
+        """`[pass, index, batch]` to resume at after `steps` training steps, or None when unknown here."""
+        batch = steps * self.batches_per_step - 1
+        pass_number, index = (int(n) for n in self.table.lookup(tf.constant([batch], tf.int64))[0].numpy())
+        if pass_number < 0:
+            return None
+        batches = self.table.export()[0]
+        self.table.remove(batches[batches < batch])  # older batches are behind any later resume
+        return [pass_number, index, batch + 1]
+
+    def record(self, batch, passes, indices):
+        """In the pipeline: the position after `batch`, whose last element came from `(passes[-1], indices[-1])`."""
+        return self.table.insert(batch[None], tf.stack([passes[-1], indices[-1] + 1])[None])
+
+
+def _pass_seed(seed, pass_number):
+    """The seed of one pass over the data (its file and record order, and its elements' random choices)."""
+    return tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(pass_number, tf.int64)
+
+
+def _shuffled(ds, block, seed):
+    """`ds` shuffled within consecutive blocks of `block` elements, in an order that `seed` (a tensor) fixes.
+
+    Stateless, unlike `Dataset.shuffle`, whose seed must not be a tensor when
+    a global seed is set; a pass's order then depends on its seed alone.
+    """
+
+    @_plain
+    def shuffle_block(number, elements):
+        size = tf.shape(tf.nest.flatten(elements)[0])[0]
+        order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=tf.stack([seed, number]))
+        return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda t: tf.gather(t, order), elements))
+
+    return ds.batch(block).enumerate().flat_map(shuffle_block)
+
+
+def _reverse_label(label, backwards, reverse_labels, multi_label):
+    """The label of a clip played backwards when `backwards` (see `make_dataset`'s `reverse_labels`)."""
+    table = tf.constant(reverse_labels, label.dtype if not multi_label else tf.int32)
+    if multi_label:  # the classes swap columns; the rest keep theirs
+        size = tf.shape(label)[0]
+        columns = tf.concat([table, tf.range(tf.size(table), size)], 0)[:size]
+        return tf.where(backwards, tf.gather(label, columns), label)
+    known = (label >= 0) & (label < tf.size(table, out_type=label.dtype))
+    mapped = tf.gather(table, tf.clip_by_value(label, 0, tf.size(table, out_type=label.dtype) - 1))
+    return tf.where(backwards & known, mapped, label)
 
 
 def _seed(rand, k):
@@ -226,12 +294,12 @@ def _normalization(mean, std):
 
 
 # XLA fuses these per-pixel steps into one pass (on CPU a per-channel broadcast alone is ~3x slower unfused).
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _scale_and_shift(clip, scale, offset):
     return clip * scale + offset
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _finish_train_clip(clip, mirror, offsets, scale, offset, jitter):
     """Horizontal flip (when `mirror`), HLS jitter (when `jitter`), normalisation."""
     clip = tf.cond(mirror, lambda: tf.reverse(clip, [2]), lambda: clip)
@@ -267,8 +335,11 @@ def _readable_records(path, size, counter):
     the other files go on.
     """
     records = tf.data.TFRecordDataset(path).ignore_errors()
-    flagged = records.map(lambda r: (r, False)).concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+    flagged = records.map(_plain(lambda r: (r, False))).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True))
+    )
 
+    @_plain
     def step(state, element):
         offset, index = state
         record, is_end = element
@@ -276,6 +347,7 @@ def _readable_records(path, size, counter):
         advance = tf.where(is_end, tf.constant(0, tf.int64), length + RECORD_FRAMING)
         return (offset + advance, index + tf.cast(~is_end, tf.int64)), (index, record, is_end, offset)
 
+    @_plain
     def check_end(index, record, is_end, offset):
         stopped = is_end & (offset < size)
 
@@ -292,7 +364,7 @@ def _readable_records(path, size, counter):
         return ~is_end
 
     scanned = flagged.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), step)
-    return scanned.filter(check_end).map(lambda index, record, is_end, offset: (path, index, record))
+    return scanned.filter(check_end).map(_plain(lambda index, record, is_end, offset: (path, index, record)))
 
 
 def _list_files(file_pattern):
@@ -327,12 +399,14 @@ def make_dataset(
     label_key=schema.LABEL_INDEX,
     shuffle_buffer=256,
     seed=None,
-    deterministic=False,
+    deterministic=True,
     input_context=None,
     skip_bad=False,
     return_video_index=True,
     drop_remainder=None,
     bad_data_counter=None,
+    reverse_labels=None,
+    position=None,
 ):
     """A `tf.data.Dataset` of `(clips, labels)` (train) or `(clips, labels, video_index)` (eval).
 
@@ -362,9 +436,11 @@ def make_dataset(
             records); otherwise a record's first label is used, and training
             counts records with several in `bad_data_counter`.
         image_key, label_key: feature keys (DMVR / Model Garden records may differ).
-        shuffle_buffer: train: records held for shuffling.
+        shuffle_buffer: train: records are shuffled in blocks of this many
+            (after the order of the files is shuffled).
         seed: makes sampling, augmentation and order reproducible.
-        deterministic: keep element order fixed under parallelism.
+        deterministic: keep element order fixed under parallelism (False
+            lets a slow element be overtaken: a little faster, not reproducible).
         input_context: a `tf.distribute.InputContext`: shards by file when
             there are at least as many files as input pipelines, else by
             record, and offsets the seed per pipeline.
@@ -373,6 +449,12 @@ def make_dataset(
         drop_remainder: default True for train, False for eval.
         bad_data_counter: a `BadDataCounter` to count dropped training
             elements in (one is made and attached as `dataset.bad_data` otherwise).
+        reverse_labels: train: `reverse_labels[c]` is the class that a clip
+            of class c becomes when played backwards (move left / move right);
+            half the clips are played backwards and relabelled. Classes past
+            the end of the list, or mapped to themselves, keep their label.
+        position: train: a `DataPosition`: the stream repeats forever from
+            its start and records where each batch ends, for an exact resume.
     """
     if split not in ("train", "eval"):
         raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
@@ -397,17 +479,15 @@ def make_dataset(
     counter = bad_data_counter or BadDataCounter()
     sizes = [tf.io.gfile.stat(f).length for f in files]
     file_ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
-    if train:
-        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    records = file_ds.interleave(
-        lambda path, size: _readable_records(path, size, counter),
-        cycle_length=min(len(files), 8),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic or not train,
-    )
-    if pipelines > 1 and not by_file:
-        records = records.shard(pipelines, pipeline_id)
+    def read_records(file_ds):
+        records = file_ds.interleave(
+            _plain(lambda path, size: _readable_records(path, size, counter)),
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic or not train,
+        )
+        return records.shard(pipelines, pipeline_id) if pipelines > 1 and not by_file else records
 
     scale, offset = _normalization(mean, std)
     if scale_range is None:
@@ -429,19 +509,44 @@ def make_dataset(
         return picked, label, context, has_frames, has_frames & jpegs_look_whole(picked), label_ok
 
     if train:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
-        def train_element(record, rand):
-            path, index, serialized = record
-            name = tf.strings.join([path, " record ", tf.strings.as_string(index)])
+        @_plain
+        def one_pass(pass_number):
+            """One shuffled pass over the records: `(pass, index in the pass, record)`."""
+            pass_seed = _pass_seed(seed, pass_number)
+            records = read_records(_shuffled(file_ds, len(files), pass_seed))
+            records = _shuffled(records, shuffle_buffer, pass_seed)
+            return records.enumerate().map(_plain(lambda index, record: (pass_number, index, record)))
+
+        if position is None:  # one pass per iteration, a different one each time
+            passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+            records = passes.map(_plain(lambda r: r % 2**31)).flat_map(one_pass)
+        else:
+            first_pass, first_index = position.start[:2]
+            records = tf.data.Dataset.counter(first_pass).flat_map(
+                _plain(lambda p: one_pass(p).skip(tf.where(p == first_pass, tf.constant(first_index, tf.int64), 0)))
+            )
+
+        @_plain
+        def train_element(pass_number, index, record):
+            path, record_index, serialized = record
+            rand = tf.random.stateless_uniform(
+                (), seed=tf.stack([_pass_seed(seed, pass_number), index]), minval=None, maxval=None, dtype=tf.int64
+            )
+            name = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
             # Marked under way until the element is done: one that raises stays marked, and is dropped below.
             started = counter.in_progress.insert(name[None], tf.constant([1], tf.int64))
             with tf.control_dependencies([started]):
                 serialized = tf.identity(serialized)
-            picked, label, context, has_frames, whole, label_ok = read_clip_frames(
-                serialized, lambda n: sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand), name
-            )
+            backwards = bool(reverse_labels) and _uniform(rand, 9, 0.0, 1.0) < 0.5
+
+            def sample(n):
+                indices = sample_train_indices(n, clip_length, frame_intervals, speed_jitter, rand)
+                return tf.where(backwards, tf.reverse(indices, [0]), indices)
+
+            picked, label, context, has_frames, whole, label_ok = read_clip_frames(serialized, sample, name)
+            if reverse_labels:
+                label = _reverse_label(label, backwards, reverse_labels, multi_label)
             ok = whole & label_ok
             several = tf.size(context[label_key]) > 1
             for reason, bad in (
@@ -468,15 +573,26 @@ def make_dataset(
             with tf.control_dependencies([clip, label]):
                 finished = counter.in_progress.remove(name[None])
             with tf.control_dependencies([finished]):
-                return tf.cast(clip, dtype), tf.identity(label), tf.identity(ok)
+                return tf.cast(clip, dtype), tf.identity(label), tf.identity(ok), pass_number, index
 
-        ds = tf.data.Dataset.zip((records, randoms)).map(
-            train_element, num_parallel_calls=AUTOTUNE, deterministic=deterministic
-        )
-        ds = ds.ignore_errors().filter(lambda clip, label, ok: ok)
-        ds = ds.map(lambda clip_, label_, ok_: (clip_, label_))
+        ds = records.map(train_element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        ds = ds.ignore_errors().filter(_plain(lambda clip, label, ok, pass_number, index: ok))
+        ds = ds.map(_plain(lambda clip, label, ok, pass_number, index: (clip, label, pass_number, index)))
+        ds = ds.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)
+        if position is None:
+            ds = ds.map(_plain(lambda clips, labels, passes, indices: (clips, labels)))
+        else:
+
+            @_plain
+            def keep_position(batch, element):
+                clips, labels, passes, indices = element
+                with tf.control_dependencies([position.record(batch, passes, indices)]):
+                    return tf.identity(clips), tf.identity(labels)
+
+            ds = ds.enumerate(start=position.start[2]).map(keep_position)
     else:
 
+        @_plain
         def eval_views(index, record):
             """All views of one video as a dataset of `(clip, label, video_index)`."""
             path, record_index, serialized = record
@@ -510,10 +626,10 @@ def make_dataset(
             labels = tf.repeat(label[None], count, axis=0)
             return tf.data.Dataset.from_tensor_slices((clips, labels, tf.fill([count], index)))
 
-        ds = records.enumerate().flat_map(eval_views)
+        ds = read_records(file_ds).enumerate().flat_map(eval_views)
         if not return_video_index:
-            ds = ds.map(lambda clip, label, index: (clip, label))
-    ds = ds.batch(batch_size, drop_remainder=train if drop_remainder is None else drop_remainder)
+            ds = ds.map(_plain(lambda clip, label, index: (clip, label)))
+        ds = ds.batch(batch_size, drop_remainder=bool(drop_remainder))
     options = tf.data.Options()
     options.deterministic = bool(deterministic or not train)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
