@@ -36,19 +36,8 @@ def main():
             rates = []
             for r in range(args.repeats):
                 out = os.path.join(tmp, f"out-{workers}-{r}")
-                argv = [
-                    source,
-                    out,
-                    "--layout",
-                    "list",
-                    "--workers",
-                    str(workers),
-                    "--short-side",
-                    str(args.short_side),
-                ]
-                parsed = pack.build_parser().parse_args(argv)
                 started = time.perf_counter()
-                manifest = pack.pack(parsed)
+                manifest = pack.pack_dataset(source, out, layout="list", workers=workers, short_side=args.short_side)
                 elapsed = time.perf_counter() - started
                 videos = sum(s["videos"] for s in manifest["splits"].values())
                 frames = sum(s["frames"] for s in manifest["splits"].values())

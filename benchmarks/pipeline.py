@@ -99,7 +99,7 @@ def main():
             source, seed=0, train_per_class=per_class, test_per_class=0, frames=FRAMES, size=256, fps=FPS
         )
         records = os.path.join(tmp, "records")
-        pack.main([source, records, "--layout", "list", "--short-side", "256"])
+        pack.pack_dataset(source, records, layout="list", short_side=256)
         pattern = os.path.join(records, "train-*.tfrecord")
         videos = [
             os.path.join(source, line.split(",")[0])

@@ -1,5 +1,8 @@
 """Training configs: YAML files checked against one schema of defaults, with `--set key=value` overrides.
 
+The package ships the paper's recipes and the demo's in `mfnet_keras/configs/`:
+`load_config` takes a path or one of their names (`list_configs()`).
+
 Every key has a default here; a config file or override may only set keys
 that exist, with a value of the default's type. Problems raise `ConfigError`
 with one line naming the key, before anything starts.
@@ -10,6 +13,8 @@ import difflib
 import os
 
 import yaml
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 SCHEMA = {
     "model": {
@@ -142,12 +147,30 @@ def parse_override(text):
     return tree
 
 
+def list_configs():
+    """Names of the configs that ship with the package (`load_config` takes them)."""
+    return sorted(name[: -len(".yaml")] for name in os.listdir(CONFIG_DIR) if name.endswith(".yaml"))
+
+
+def config_path(path_or_name):
+    """A config file's path: the path itself when it exists, else the packaged config of that name."""
+    if os.path.exists(path_or_name):
+        return path_or_name
+    name = os.path.basename(path_or_name)
+    name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    if os.sep not in path_or_name and name in list_configs():
+        return os.path.join(CONFIG_DIR, name + ".yaml")
+    raise ConfigError(
+        f"config error: config file {path_or_name} does not exist (packaged configs: {', '.join(list_configs())})"
+    )
+
+
 def load_config(path=None, overrides=(), check_paths=True):
-    """The full config: defaults, then the YAML file, then `key=value` overrides; validated."""
+    """The full config: defaults, then the YAML file (a path or a packaged config's name), then `key=value`
+    overrides; validated."""
     config = copy.deepcopy(SCHEMA)
     if path:
-        if not os.path.exists(path):
-            raise ConfigError(f"config error: config file {path} does not exist")
+        path = config_path(path)
         with open(path) as f:
             try:
                 loaded = yaml.safe_load(f) or {}

@@ -3,10 +3,10 @@
     python -m mfnet_keras.demo [--output runs/demo]
 
 1. writes the synthetic motion dataset (H.264 videos) and packs it into TFRecords;
-2. trains MFNet-3D on 8×112×112 clips (`configs/synthetic_demo.yaml`);
+2. trains MFNet-3D on 8×112×112 clips (the packaged config `synthetic_demo`);
 3. evaluates it over multi-view clips;
 4. trains and evaluates the single-frame MFNet-2D baseline on the same data
-   (`configs/synthetic_demo_2d.yaml`): the classes differ only in motion, so
+   (`synthetic_demo_2d`): the classes differ only in motion, so
    it should stay near chance while the 3D model does not;
 5. exports the 3D model as a TensorFlow SavedModel;
 6. writes `report.json` and prints both results side by side.
@@ -23,13 +23,11 @@ import time
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
-
-def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
-    """Runs the demo; `overrides` (`key=value`) apply to both configs, `synthetic_args` to the generator
-    (tests and notebooks use them for a small, fast run)."""
-    from mfnet_keras import evaluate, train
+def run(output="runs/demo", overrides=(), synthetic_options=None, short_side=128):
+    """Runs the demo; `overrides` (`key=value`) apply to both configs, `synthetic_options` are
+    `tfrecords_tools.synthetic.generate` arguments (tests use them for a small, fast run)."""
+    from mfnet_keras import evaluate, export, train
     from mfnet_keras.config import load_config
     from mfnet_keras.files import write_json
     from tfrecords_tools import pack, synthetic
@@ -39,17 +37,15 @@ def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
     records = os.path.join(output, "records")
     if not os.path.exists(os.path.join(videos, "test.csv")):
         print("== 1/5 synthetic videos", flush=True)
-        synthetic.main([videos, *synthetic_args])
+        synthetic.generate(videos, **(synthetic_options or {}))
     if not os.path.exists(os.path.join(records, "manifest.json")):
         print("== 1/5 packing", flush=True)
-        code = pack.main([videos, records, "--layout", "list", "--short-side", str(short_side), "--resume"])
-        if code:
-            raise SystemExit(code)
+        pack.pack_dataset(videos, records, layout="list", short_side=short_side, resume=True)
 
     results = {}
-    for key, config_name in (("3d", "synthetic_demo.yaml"), ("2d", "synthetic_demo_2d.yaml")):
+    for key, config_name in (("3d", "synthetic_demo"), ("2d", "synthetic_demo_2d")):
         paths = [f"data.train={records}/train-*.tfrecord", f"data.eval={records}/test-*.tfrecord"]
-        config = load_config(os.path.join(CONFIG_DIR, config_name), [*paths, *overrides])
+        config = load_config(config_name, [*paths, *overrides])
         run_dir = os.path.join(output, config["model"]["name"])
         weights = os.path.join(run_dir, "model.keras")
         step = 2 if key == "3d" else 4
@@ -60,10 +56,8 @@ def run(output="runs/demo", overrides=(), synthetic_args=(), short_side=128):
         results[key] = evaluate.evaluate(config, weights, os.path.join(run_dir, "eval"))
 
     print("== 5/5 exporting the 3D model", flush=True)
-    from mfnet_keras import export
-
     export_dir = os.path.join(output, "export", "mfnet3d")
-    export.main(["--weights", os.path.join(output, "mfnet3d", "model.keras"), "--out", export_dir])
+    export.export(os.path.join(output, "mfnet3d", "model.keras"), export_dir)
 
     report = {
         "video_top1": results["3d"]["video_top1"],
@@ -100,7 +94,14 @@ def main(argv=None):
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
-    run(args.output, args.set)
+    from mfnet_keras.config import ConfigError
+    from tfrecords_tools.pack import UsageError
+
+    try:
+        run(args.output, args.set)
+    except (ConfigError, UsageError) as error:
+        print(error if isinstance(error, ConfigError) else f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,6 +1,6 @@
 """Evaluates a trained model over multi-view clips: video- and clip-level accuracy, per-class accuracy, plots.
 
-    python -m mfnet_keras.evaluate --config configs/NAME.yaml --weights runs/NAME/model.keras [--output DIR]
+    python -m mfnet_keras.evaluate --config NAME_OR_FILE --weights runs/NAME/model.keras [--output DIR]
 
 Video-level predictions average the softmax of all views (`eval.num_clips` ×
 `eval.num_crops`) of a video. Writes `report.json`, `per_class_accuracy.png`
@@ -251,7 +251,11 @@ def main(argv=None):
         prog="python -m mfnet_keras.evaluate",
         description="Multi-view evaluation: video/clip accuracy, per-class accuracy plot, confusion matrix.",
     )
-    parser.add_argument("--config", required=True, help="the training config (data, clip size, eval views)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="the training config (data, clip size, eval views): a file or a packaged config's name",
+    )
     parser.add_argument("--weights", required=True, help="a .keras model (e.g. runs/NAME/model.keras)")
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"

@@ -1,6 +1,7 @@
 """Exports a trained model as a TensorFlow SavedModel with serving signatures (and as `.keras`).
 
     python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME [--model mfnet3d]
+    export(weights, out, model_name=None, labels=None)  # the same, from Python
 
 Signatures (all return `logits`, `probabilities`, `top_k_indices`, `top_k_names`):
 - `serving_default`: uint8 clips `[batch, T, H, W, 3]`; normalisation happens inside.
@@ -31,10 +32,10 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     import tensorflow as tf
 
     from mfnet_keras.data.pipeline import (
-        _eval_clips,
-        _gather_frames,
-        _normalization,
+        eval_clips,
+        gather_frames,
         jpegs_look_whole,
+        normalization,
         sample_eval_indices,
     )
     from tfrecords_tools import schema
@@ -43,7 +44,7 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
     two_d = len(shape) == 3
     clip_length = 1 if two_d else shape[0]
     crop_size = shape[-2]
-    scale, offset = _normalization(mean, std)
+    scale, offset = normalization(mean, std)
     k, classes = min(TOP_K, len(class_names)), len(class_names)
     wanted = [clip_length, crop_size, crop_size, 3]
 
@@ -111,12 +112,12 @@ def _serving_module(model, class_names, mean, std, frame_interval, labels_path):
                 with tf.control_dependencies([has_frames]):
                     num_frames = tf.size(jpegs, out_type=tf.int64)
                 indices = sample_eval_indices(num_frames, clip_length, frame_interval, 1)
-                picked = _gather_frames(jpegs, tf.reshape(indices, [-1]))
+                picked = gather_frames(jpegs, tf.reshape(indices, [-1]))
                 whole = tf.debugging.Assert(jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
                 with tf.control_dependencies([whole]):
                     picked = tf.identity(picked)
                 short_side = round(crop_size * 256 / 224)
-                return _eval_clips(picked, 1, 1, clip_length, crop_size, short_side)[0]
+                return eval_clips(picked, 1, 1, clip_length, crop_size, short_side)[0]
 
             clips = tf.map_fn(
                 centre_clip,
@@ -152,7 +153,7 @@ def export_saved_model(model, out_dir, class_names=None, mean=None, std=None, fr
     return out_dir
 
 
-def _run_settings(weights):
+def run_settings(weights):
     """Class names and preprocessing from the training run folder beside the weights, when there."""
     import yaml
 
@@ -170,6 +171,34 @@ def _run_settings(weights):
     return None, None, None, 2
 
 
+class ExportError(Exception):
+    """Weights that are missing or hold another model: one line, exit code 2."""
+
+
+def export(weights, out, model_name=None, labels=None):
+    """Exports the `.keras` model at `weights` to the SavedModel folder `out` (with a copy as
+    `out/model.keras`); returns `{"saved_model", "keras", "signatures"}`.
+
+    Class names come from `labels` (a file, one per line), else from the
+    training run beside the weights; `model_name` checks which model they hold.
+    """
+    from mfnet_keras import models
+    from mfnet_keras.files import save_model
+
+    if not os.path.exists(weights):
+        raise ExportError(f"--weights {weights} does not exist")
+    model = models.load_model(weights)
+    if model_name and not model.name.startswith(model_name):
+        raise ExportError(f"{weights} holds {model.name!r}, not {model_name!r}")
+    names, mean, std, interval = run_settings(weights)
+    if labels:
+        names = [line.strip() for line in open(labels) if line.strip()]
+    export_saved_model(model, out, names, mean, std, interval)
+    keras_path = os.path.join(out, "model.keras")
+    save_model(model, keras_path)
+    return {"saved_model": out, "keras": keras_path, "signatures": ["serving_default", "serve_float", "serve_examples"]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.export",
@@ -182,32 +211,12 @@ def main(argv=None):
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
-    if not os.path.exists(args.weights):
-        print(f"error: --weights {args.weights} does not exist", file=sys.stderr)
+    try:
+        result = export(args.weights, args.out, args.model, args.labels)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    from mfnet_keras import models
-
-    model = models.load_model(args.weights)
-    if args.model and not model.name.startswith(args.model):
-        print(f"error: {args.weights} holds {model.name!r}, not {args.model!r}", file=sys.stderr)
-        return 2
-    names, mean, std, interval = _run_settings(args.weights)
-    if args.labels:
-        names = [line.strip() for line in open(args.labels) if line.strip()]
-    export_saved_model(model, args.out, names, mean, std, interval)
-    keras_path = os.path.join(args.out, "model.keras")
-    from mfnet_keras.files import save_model
-
-    save_model(model, keras_path)
-    print(
-        json.dumps(
-            {
-                "saved_model": args.out,
-                "keras": keras_path,
-                "signatures": ["serving_default", "serve_float", "serve_examples"],
-            }
-        )
-    )
+    print(json.dumps(result))
     return 0
 
 

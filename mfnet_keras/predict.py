@@ -39,10 +39,10 @@ class Classifier:
             self._keras = None
         else:
             from mfnet_keras import models
-            from mfnet_keras.export import _run_settings
+            from mfnet_keras.export import run_settings
 
             self._keras = models.load_model(path)
-            names, mean, std, interval = _run_settings(path)
+            names, mean, std, interval = run_settings(path)
             shape = self._keras.input_shape[1:]
             self.clip_length = 1 if len(shape) == 3 else shape[0]
             self.crop_size = shape[-2]

@@ -2,10 +2,7 @@
 
 import math
 
-
-def _walk(layer):
-    """The layer and every layer nested in it, each once."""
-    return layer._flatten_layers(include_self=True, recursive=True)
+from mfnet_keras.layers import walk_layers
 
 
 def count_params(model, trainable_only=True):
@@ -25,7 +22,7 @@ def count_flops(model):
     input shape with no unknown dimension except the batch.
     """
     total = 0
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is None or not hasattr(layer, "compute_output_shape"):
             continue

@@ -40,7 +40,10 @@ def worker_role():
 def is_multi_worker(strategy):
     import tensorflow as tf
 
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(job, [])) for job in ("chief", "worker")) > 1
 
 
 def enable_multi_worker_fit(model):

@@ -1,6 +1,6 @@
 """Trains a model of the family on packed TFRecords with `model.fit`.
 
-    python -m mfnet_keras.train --config configs/NAME.yaml [--set key=value ...] [--output runs/NAME]
+    python -m mfnet_keras.train --config NAME_OR_FILE [--set key=value ...] [--output runs/NAME]
 
 Run the same command again after an interruption (even `kill -9`): training
 continues from the last saved step. Writes to the output folder:
@@ -366,7 +366,11 @@ def main(argv=None):
         description="Train an MF-Net (or another registered model) on packed TFRecords. "
         "Re-running the same command resumes an interrupted run.",
     )
-    parser.add_argument("--config", required=True, help="YAML config (see configs/)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="a YAML config file, or the name of a packaged one (e.g. ucf101, synthetic_demo)",
+    )
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
     )

@@ -307,11 +307,10 @@ def zero_init_residual(model):
     learns faster (Goyal et al. 2017, "zero-γ"; in a pre-activation unit the
     last conv plays the role of the last BatchNorm's γ).
     """
-    from mfnet_keras.layers import MultiFiberUnit
-    from mfnet_keras.layers.blocks import Multiplexer
+    from mfnet_keras.layers import MultiFiberUnit, Multiplexer, walk_layers
 
     zeroed = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in walk_layers(model):
         branches = []
         if isinstance(layer, MultiFiberUnit):
             branches = [getattr(layer, "conv_i2", None), None if layer.first_unit else layer.conv_m2]

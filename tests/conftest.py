@@ -16,6 +16,5 @@ def demo_records(tmp_path_factory):
     """The synthetic motion classes, 2 training and 1 test video each, packed at a short side of 40."""
     root = tmp_path_factory.mktemp("demo")
     synthetic.generate(str(root / "videos"), seed=0, train_per_class=2, test_per_class=1, frames=12, size=64, workers=1)
-    args = [str(root / "videos"), str(root / "records"), "--layout", "list", "--short-side", "40", "--workers", "1"]
-    assert pack.main(args) == 0
+    pack.pack_dataset(root / "videos", root / "records", layout="list", short_side=40, workers=1)
     return root / "records"

@@ -11,14 +11,14 @@ from test_case import (
     wrap_layer,
 )
 
-from mfnet_keras.layers import BNActConv, MultiFiberUnit, Multiplexer
+from mfnet_keras.layers import BNActConv, MultiFiberUnit, Multiplexer, walk_layers
 
 RNG = np.random.default_rng(1)
 
 
 def randomize_bn(layer):
     """Gives every BatchNorm non-trivial statistics so inference-mode checks mean something."""
-    for sub in layer._flatten_layers(include_self=True):
+    for sub in walk_layers(layer):
         if isinstance(sub, keras.layers.BatchNormalization):
             n = sub.gamma.shape[0]
             sub.gamma.assign(RNG.uniform(0.5, 1.5, n).astype("float32"))

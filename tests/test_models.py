@@ -14,6 +14,7 @@ from test_case import (
 )
 
 from mfnet_keras import models, profiling
+from mfnet_keras.layers import walk_layers
 from mfnet_keras.profile import main as profile_main
 from mfnet_keras.profile import profile_rows
 from mfnet_keras.weights import checkpoint_key
@@ -158,7 +159,7 @@ def test_clip_sizes_and_feature_extraction():
 def test_dropout_and_synchronized_bn_options():
     model = models.build("mfnet2d", num_classes=3, input_shape=SMALL_2D, dropout=0.5, synchronized_bn=True)
     assert model.get_layer("dropout").rate == 0.5
-    bns = [sub for sub in model._flatten_layers() if isinstance(sub, keras.layers.BatchNormalization)]
+    bns = [sub for sub in walk_layers(model) if isinstance(sub, keras.layers.BatchNormalization)]
     assert bns and all(bn.synchronized for bn in bns)
 
 

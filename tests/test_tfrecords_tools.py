@@ -465,3 +465,13 @@ def test_truncated_videos_are_skipped_or_kept_partial(cut_videos, tmp_path, caps
     assert sorted(p["path"] for p in split["partial"]) == sorted(f"clips/{n}" for n in cut)
     assert "warning: kept partial (--keep-partial) 8 video(s):" in err
     assert all(f"  clips/{n}: truncated" in err for n in cut)
+
+
+def test_pack_dataset_takes_keyword_options_and_checks_them(tmp_path):
+    with pytest.raises(pack.UsageError) as error:
+        pack.pack_dataset(tmp_path, tmp_path / "out", short_side=-1)
+    assert str(error.value) == "`short_side` must be >= 0, got -1"
+    with pytest.raises(pack.UsageError) as error:
+        pack.pack_dataset(tmp_path, tmp_path / "out", short_sid=128)
+    assert str(error.value).startswith("unknown pack option 'short_sid'; expected some of ['fps', ")
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mfnet_keras import evaluate, train
-from mfnet_keras.config import ConfigError, load_config
+from mfnet_keras.config import ConfigError, list_configs, load_config
 from mfnet_keras.optimizers import SGD
 from mfnet_keras.schedules import EpochSchedule
 
@@ -101,10 +101,15 @@ def test_crop_larger_than_the_frames_is_a_warning(tmp_path, records, capsys):
     assert err.strip().endswith("clips will be upscaled") and config["model"]["num_classes"] == 8
 
 
-def test_shipped_configs_load():
-    for name in os.listdir(os.path.join(REPO_ROOT, "configs")):
-        config = load_config(os.path.join(REPO_ROOT, "configs", name), check_paths=False)
+def test_shipped_configs_load_by_name():
+    for name in list_configs():
+        config = load_config(name, check_paths=False)
         assert config["model"]["name"]
+    assert load_config("ucf101.yaml", check_paths=False) == load_config("ucf101", check_paths=False)
+    listed = "hmdb51, kinetics400, synthetic_demo, synthetic_demo_2d, ucf101"
+    with pytest.raises(ConfigError) as error:
+        load_config("ucf_101")
+    assert str(error.value) == f"config error: config file ucf_101 does not exist (packaged configs: {listed})"
 
 
 def test_video_metrics_match_hand_computed_values():
@@ -300,9 +305,8 @@ def test_demo_runs_end_to_end_at_small_settings(tmp_path):
     from mfnet_keras import demo
 
     overrides = ["train.epochs=1", "model.crop_size=32", "eval.num_clips=1", "train.save_every_steps=100"]
-    report = demo.run(
-        str(tmp_path / "demo"), overrides, ["--train-per-class", "1", "--test-per-class", "1", "--size", "48"], 40
-    )
+    small = {"train_per_class": 1, "test_per_class": 1, "size": 48}
+    report = demo.run(str(tmp_path / "demo"), overrides, small, short_side=40)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert saved == report
     for key in ("video_top1", "video_top5", "clip_top1", "baseline_2d_video_top1", "seconds"):

@@ -1,6 +1,7 @@
 """Packs a video dataset into sharded TFRecords of SequenceExamples (see `tfrecords_tools.schema`).
 
     python -m tfrecords_tools.pack SOURCE OUTPUT_DIR --layout folders [options]
+    pack_dataset(source, output_dir, layout="folders", short_side=256, ...)  # the same, from Python
 
 Writes `<split>-00000-of-000NN.tfrecord`, `labels.txt` and `manifest.json`.
 Each shard is written under a temporary name and renamed when complete; a
@@ -11,6 +12,7 @@ ones too unless `--keep-partial`.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -29,6 +31,36 @@ JPEG_EXPANSION = 10
 
 class UsageError(Exception):
     """Bad command line or source: one line, exit code 2, nothing written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PackOptions:
+    """How a dataset becomes records (see `--help` for each). Saved with the plan: `resume` needs the same."""
+
+    layout: str = "folders"
+    split: int = 1
+    split_name: str | None = None
+    short_side: int = 256
+    fps: float | None = None
+    max_frames: int | None = None
+    jpeg_quality: int = 90
+    shards: int | None = None
+    shard_size_mb: float = 200
+    keep_partial: bool = False
+
+    def problems(self):
+        """`(option, what is wrong)` for each value out of range."""
+        checks = [
+            ("layout", self.layout not in LAYOUTS, f"must be one of {', '.join(LAYOUTS)}, got {self.layout!r}"),
+            ("split", self.split not in (1, 2, 3), f"must be 1, 2 or 3, got {self.split}"),
+            ("short_side", self.short_side < 0, f"must be >= 0, got {self.short_side}"),
+            ("fps", self.fps is not None and self.fps <= 0, f"must be > 0, got {self.fps}"),
+            ("max_frames", self.max_frames is not None and self.max_frames < 1, f"must be >= 1, got {self.max_frames}"),
+            ("jpeg_quality", not 1 <= self.jpeg_quality <= 100, f"must be in 1..100, got {self.jpeg_quality}"),
+            ("shards", self.shards is not None and self.shards < 1, f"must be >= 1, got {self.shards}"),
+            ("shard_size_mb", self.shard_size_mb <= 0, f"must be > 0, got {self.shard_size_mb}"),
+        ]
+        return [(option, message) for option, failed, message in checks if failed]
 
 
 def encode_video(task):
@@ -86,76 +118,78 @@ def _shard_done(output_dir, shard):
     return os.path.exists(os.path.join(output_dir, shard["name"])) and os.path.exists(state)
 
 
-def pack(args):
-    """Runs a pack; returns the manifest."""
-    options = {
-        "layout": args.layout,
-        "split": args.split,
-        "split_name": args.split_name,
-        "short_side": args.short_side,
-        "fps": args.fps,
-        "max_frames": args.max_frames,
-        "jpeg_quality": args.jpeg_quality,
-        "shards": args.shards,
-        "shard_size_mb": args.shard_size_mb,
-        "keep_partial": args.keep_partial,
-    }
-    source = os.path.abspath(args.source)
+def pack_dataset(source, output_dir, *, csv=None, workers=None, resume=False, **options):
+    """Packs `source` into `output_dir`; returns the manifest (also written as `manifest.json`).
+
+    Args:
+        source: the dataset folder, or the list file of `layout="list"`.
+        output_dir: where the shards, `labels.txt` and `manifest.json` go.
+        csv: the Kinetics CSV (default: the only `.csv` in `source`).
+        workers: decoding processes (default: every core).
+        resume: finish an interrupted run in `output_dir` (otherwise it must be empty).
+        **options: `PackOptions` fields: `layout`, `split`, `split_name`,
+            `short_side`, `fps`, `max_frames`, `jpeg_quality`, `shards`,
+            `shard_size_mb`, `keep_partial`.
+
+    Raises `UsageError` (one line) for a bad option, source or output folder.
+    """
+    unknown = sorted(set(options) - {field.name for field in dataclasses.fields(PackOptions)})
+    if unknown:
+        raise UsageError(f"unknown pack option {unknown[0]!r}; expected some of {sorted(PackOptions().__dict__)}")
+    settings = PackOptions(**options)
+    for option, message in settings.problems():
+        raise UsageError(f"`{option}` {message}")
+    workers = workers or os.cpu_count()
+    if workers < 1:
+        raise UsageError(f"`workers` must be >= 1, got {workers}")
+    source = os.path.abspath(source)
     try:
-        listing = list_source(args.layout, source, split=args.split, split_name=args.split_name, csv_path=args.csv)
+        listing = list_source(
+            settings.layout, source, split=settings.split, split_name=settings.split_name, csv_path=csv
+        )
     except LayoutError as error:
         raise UsageError(str(error)) from error
-    state_dir = os.path.join(args.output_dir, STATE_DIR)
+    state_dir = os.path.join(output_dir, STATE_DIR)
     plan_path = os.path.join(state_dir, "plan.json")
-    plan = plan_shards(listing, args.shards, args.shard_size_mb)
-    if os.path.isdir(args.output_dir) and os.listdir(args.output_dir):
-        if not args.resume:
-            raise UsageError(f"{args.output_dir} is not empty; pass --resume to finish an earlier run there")
+    plan = plan_shards(listing, settings.shards, settings.shard_size_mb)
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        if not resume:
+            raise UsageError(f"{output_dir} is not empty; pass --resume to finish an earlier run there")
         if os.path.exists(plan_path):
             with open(plan_path) as f:
                 previous = json.load(f)
-            if previous["options"] != options or previous["plan"] != plan:
-                raise UsageError(f"{args.output_dir} holds a run with other options or videos; use an empty folder")
+            if previous["options"] != dataclasses.asdict(settings) or previous["plan"] != plan:
+                raise UsageError(f"{output_dir} holds a run with other options or videos; use an empty folder")
     os.makedirs(state_dir, exist_ok=True)
-    _write_json(plan_path, {"options": options, "plan": plan, "source": source})
+    _write_json(plan_path, {"options": dataclasses.asdict(settings), "plan": plan, "source": source})
 
     pending = [(split, shard) for split, shards in plan.items() for shard in shards]
-    pending = [(split, shard) for split, shard in pending if not _shard_done(args.output_dir, shard)]
+    pending = [(split, shard) for split, shard in pending if not _shard_done(output_dir, shard)]
     total = sum(len(shard["videos"]) for _, shard in pending)
-    elapsed = _encode_shards(args, listing, pending, total) if pending else 0.0
-    manifest = _manifest(args, listing, plan, options, source)
-    with open(os.path.join(args.output_dir, "labels.txt"), "w") as f:
+    elapsed = _encode_shards(settings, output_dir, workers, listing, pending) if pending else 0.0
+    manifest = _manifest(output_dir, listing, plan, dataclasses.asdict(settings), source)
+    with open(os.path.join(output_dir, "labels.txt"), "w") as f:
         f.write("".join(name + "\n" for name in listing.classes))
-    _write_json(os.path.join(args.output_dir, "manifest.json"), manifest)
+    _write_json(os.path.join(output_dir, "manifest.json"), manifest)
     _summary(manifest, total, elapsed)
     return manifest
 
 
-def _encode_shards(args, listing, pending, total):
+def _encode_shards(settings, output_dir, workers, listing, pending):
     import tensorflow as tf
     from tqdm import tqdm
 
-    tasks = [
-        (
-            os.path.join(listing.root, path),
-            args.short_side,
-            args.fps,
-            args.max_frames,
-            args.jpeg_quality,
-            args.keep_partial,
-        )
-        for _, shard in pending
-        for path, _ in shard["videos"]
-    ]
+    encoding = (settings.short_side, settings.fps, settings.max_frames, settings.jpeg_quality, settings.keep_partial)
+    tasks = [(os.path.join(listing.root, path), *encoding) for _, shard in pending for path, _ in shard["videos"]]
     label_index = {name: i for i, name in enumerate(listing.classes)}
     context = multiprocessing.get_context("spawn")  # workers never load TensorFlow
     # smoothing=0: the bar shows the run's average rate, the same figure as the summary line.
-    bar = tqdm(total=total, unit="video", desc="packing", file=sys.stderr, smoothing=0)
-    with context.Pool(args.workers) as pool, bar:
+    bar = tqdm(total=len(tasks), unit="video", desc="packing", file=sys.stderr, smoothing=0)
+    with context.Pool(workers) as pool, bar:
         results = pool.imap(encode_video, tasks, chunksize=1)
         for _, shard in pending:
-            final = os.path.join(args.output_dir, shard["name"])
-            tmp = os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".tmp")
+            final = os.path.join(output_dir, shard["name"])
+            tmp = os.path.join(output_dir, STATE_DIR, shard["name"] + ".tmp")
             stats = {"videos": 0, "frames": 0, "classes": {}, "skipped": [], "partial": [], "non_square_pixels": []}
             with tf.io.TFRecordWriter(tmp) as writer:
                 for path, label in shard["videos"]:
@@ -184,12 +218,12 @@ def _encode_shards(args, listing, pending, total):
                     stats["videos"] += 1
                     stats["frames"] += len(result["jpegs"])
                     stats["classes"][label] = stats["classes"].get(label, 0) + 1
-            _write_json(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json"), stats)
+            _write_json(os.path.join(output_dir, STATE_DIR, shard["name"] + ".json"), stats)
             os.replace(tmp, final)
         return bar.format_dict["elapsed"]
 
 
-def _manifest(args, listing, plan, options, source):
+def _manifest(output_dir, listing, plan, options, source):
     splits = {}
     for split, shards in plan.items():
         entry = {
@@ -202,7 +236,7 @@ def _manifest(args, listing, plan, options, source):
             "non_square_pixels": [],
         }
         for shard in shards:
-            with open(os.path.join(args.output_dir, STATE_DIR, shard["name"] + ".json")) as f:
+            with open(os.path.join(output_dir, STATE_DIR, shard["name"] + ".json")) as f:
                 stats = json.load(f)
             entry["videos"] += stats["videos"]
             entry["frames"] += stats["frames"]
@@ -299,21 +333,16 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    checks = [
-        (args.short_side < 0, f"--short-side must be >= 0, got {args.short_side}"),
-        (args.fps is not None and args.fps <= 0, f"--fps must be > 0, got {args.fps}"),
-        (args.max_frames is not None and args.max_frames < 1, f"--max-frames must be >= 1, got {args.max_frames}"),
-        (not 1 <= args.jpeg_quality <= 100, f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"),
-        (args.shards is not None and args.shards < 1, f"--shards must be >= 1, got {args.shards}"),
-        (args.shard_size_mb is not None and args.shard_size_mb <= 0, "--shard-size-mb must be > 0"),
-        (args.workers < 1, f"--workers must be >= 1, got {args.workers}"),
-    ]
-    for failed, message in checks:
-        if failed:
-            parser.error(message)
+    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(PackOptions)}
+    for option, message in PackOptions(**options).problems():
+        parser.error(f"--{option.replace('_', '-')} {message}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     import_tensorflow(args.verbose)
     try:
-        manifest = pack(args)
+        manifest = pack_dataset(
+            args.source, args.output_dir, csv=args.csv, workers=args.workers, resume=args.resume, **options
+        )
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

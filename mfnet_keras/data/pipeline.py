@@ -239,7 +239,7 @@ def hls_jitter(clip, offsets):
     return tf.clip_by_value(rgb * 255.0, 0.0, 255.0)
 
 
-def _gather_frames(jpegs, indices):
+def gather_frames(jpegs, indices):
     """The JPEGs at `indices`; placeholders (that fail `jpegs_look_whole`) when the video has no frame."""
     safe = tf.cond(tf.size(jpegs) > 0, lambda: jpegs, lambda: tf.constant([b""]))
     return tf.gather(safe, indices % tf.size(safe, out_type=indices.dtype))
@@ -287,7 +287,7 @@ def _decode_window(jpegs, window, crop_size):
     return tf.cond(tf.reduce_min(window[2:]) >= 2 * crop_size, lambda: decode(2), lambda: decode(1))
 
 
-def _normalization(mean, std):
+def normalization(mean, std):
     """`(scale, offset)` with `x * scale + offset == (x / 255 - mean) / std`."""
     std = tf.constant(std, tf.float32)
     return 1.0 / (255.0 * std), -tf.constant(mean, tf.float32) / std
@@ -489,7 +489,7 @@ def make_dataset(
         )
         return records.shard(pipelines, pipeline_id) if pipelines > 1 and not by_file else records
 
-    scale, offset = _normalization(mean, std)
+    scale, offset = normalization(mean, std)
     if scale_range is None:
         scale_range = (crop_size, round(crop_size * 288 / 224))
     if eval_short_side is None:
@@ -504,7 +504,7 @@ def make_dataset(
         jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key, example_name=name)
         label, label_ok = _labels(context[label_key], num_classes, multi_label)
         num_frames = tf.size(jpegs, out_type=tf.int64)
-        picked = _gather_frames(jpegs, tf.reshape(sample(tf.maximum(num_frames, 1)), [-1]))
+        picked = gather_frames(jpegs, tf.reshape(sample(tf.maximum(num_frames, 1)), [-1]))
         has_frames = num_frames > 0
         return picked, label, context, has_frames, has_frames & jpegs_look_whole(picked), label_ok
 
@@ -614,7 +614,7 @@ def make_dataset(
                 ok,
                 lambda: tf.cast(
                     _scale_and_shift(
-                        _eval_clips(picked, num_clips, num_crops, clip_length, crop_size, eval_short_side),
+                        eval_clips(picked, num_clips, num_crops, clip_length, crop_size, eval_short_side),
                         scale,
                         offset,
                     ),
@@ -638,7 +638,7 @@ def make_dataset(
     return ds
 
 
-def _eval_clips(picked, num_clips, num_crops, clip_length, crop_size, short_side):
+def eval_clips(picked, num_clips, num_crops, clip_length, crop_size, short_side):
     """`[num_clips * num_crops, T, crop, crop, 3]` float clips in [0, 255]: short side resized, then crops."""
     frames = tf.map_fn(lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8)
     shape = tf.cast(tf.shape(frames)[1:3], tf.float32)

@@ -2,5 +2,6 @@
 
 from mfnet_keras.layers.blocks import BNActConv, MultiFiberUnit, Multiplexer
 from mfnet_keras.layers.fiber_conv import FiberConv
+from mfnet_keras.layers.tree import walk_layers
 
-__all__ = ["BNActConv", "FiberConv", "Multiplexer", "MultiFiberUnit"]
+__all__ = ["BNActConv", "FiberConv", "Multiplexer", "MultiFiberUnit", "walk_layers"]

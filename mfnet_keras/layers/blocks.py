@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mfnet_keras.layers.fiber_conv import FiberConv, _check_ints, join_fibers
+from mfnet_keras.layers.fiber_conv import FiberConv, check_ints, join_fibers
 
 BN_EPSILON = 1e-5
 # PyTorch's BatchNorm momentum 0.1 is Keras's 0.9 (weight of the old statistic).
@@ -81,7 +81,7 @@ class BNActConv(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         _check_bool(synchronized_bn, "synchronized_bn")
-        _check_ints(kernel_size, "kernel_size", 1)
+        check_ints(kernel_size, "kernel_size", 1)
         conv_padding = padding
         if padding is None:
             conv_padding = kernel_size // 2 if isinstance(kernel_size, int) else tuple(k // 2 for k in kernel_size)
@@ -159,7 +159,7 @@ class Multiplexer(keras.layers.Layer):
 
     def __init__(self, bottleneck_filters, synchronized_bn=False, **kwargs):
         super().__init__(**kwargs)
-        _check_ints(bottleneck_filters, "bottleneck_filters", 1)
+        check_ints(bottleneck_filters, "bottleneck_filters", 1)
         _check_bool(synchronized_bn, "synchronized_bn")
         self.bottleneck_filters = bottleneck_filters
         self.synchronized_bn = synchronized_bn
@@ -218,9 +218,9 @@ class MultiFiberUnit(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_ints(filters, "filters", 1)
-        _check_ints(num_fibers, "num_fibers", 1)
-        _check_ints(strides, "strides", 1)
+        check_ints(filters, "filters", 1)
+        check_ints(num_fibers, "num_fibers", 1)
+        check_ints(strides, "strides", 1)
         for name, value in (
             ("first_unit", first_unit),
             ("multiplexer", multiplexer),
@@ -228,7 +228,7 @@ class MultiFiberUnit(keras.layers.Layer):
         ):
             _check_bool(value, name)
         mid = filters if mid_filters is None else mid_filters
-        _check_ints(mid, "mid_filters", 4)
+        check_ints(mid, "mid_filters", 4)
         if mid % num_fibers:
             raise ValueError(
                 f"`mid_filters` (default: `filters`) must be divisible by `num_fibers`={num_fibers}. "

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from mfnet_keras.layers import _tf_conv
+from mfnet_keras.layers import tf_conv
 
 IMPLEMENTATIONS = ("auto", "split", "grouped", "frames")
 
@@ -22,7 +22,8 @@ def _as_tuple(value, rank, name):
     return value
 
 
-def _check_ints(value, name, minimum):
+def check_ints(value, name, minimum):
+    """Raises the Keras-style ValueError unless `value` is an int or a sequence of ints, each >= `minimum`."""
     items = (value,) if isinstance(value, int) else value
     if not isinstance(items, (tuple, list)) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
@@ -86,14 +87,14 @@ class FiberConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_ints(filters, "filters", 1)
-        _check_ints(num_fibers, "num_fibers", 1)
-        _check_ints(kernel_size, "kernel_size", 1)
-        _check_ints(strides, "strides", 1)
+        check_ints(filters, "filters", 1)
+        check_ints(num_fibers, "num_fibers", 1)
+        check_ints(kernel_size, "kernel_size", 1)
+        check_ints(strides, "strides", 1)
         if filters % num_fibers:
             raise ValueError(f"`filters` must be divisible by `num_fibers`={num_fibers}. Received: filters={filters}")
         if padding not in ("same", "valid"):
-            _check_ints(padding, "padding", 0)
+            check_ints(padding, "padding", 0)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` must be one of {IMPLEMENTATIONS}. Received: implementation={implementation!r}"
@@ -165,7 +166,7 @@ class FiberConv(keras.layers.Layer):
         if self.implementation == "auto":
             if not on_tf:
                 return False, False
-            return one_frame and _tf_conv.grouped_conv2d_supported(self.compute_dtype), True
+            return one_frame and tf_conv.grouped_conv2d_supported(self.compute_dtype), True
         return self.implementation == "frames", self.implementation == "split"
 
     @property
@@ -191,10 +192,10 @@ class FiberConv(keras.layers.Layer):
         if not split or len(xs) != self.num_fibers:
             xs = [join_fibers(xs)]
         if self._pads is not None:
-            pad = _tf_conv.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
+            pad = tf_conv.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
             xs = [pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
         if self._frames and not split:
-            return [_tf_conv.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
+            return [tf_conv.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:
             return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
         if len(xs) == 1:
