@@ -183,8 +183,11 @@ def make_datasets(config, strategy, shape, position, counter, reverse=None):
     return train_ds, eval_ds
 
 
-def build_model(config, shape, strategy):
-    """The model of the config, initialised from `model.init` when given; returns `(model, loaded_paths)`."""
+def build_model(config, shape, strategy, dtype=None):
+    """The model of the config, initialised from `model.init` when given; returns `(model, loaded_paths)`.
+
+    `dtype`: the layers' dtype policy, e.g. "mixed_float16" (the global policy is left alone).
+    """
     from mfnet_keras import models, weights
 
     model_cfg = config["model"]
@@ -194,6 +197,7 @@ def build_model(config, shape, strategy):
         input_shape=shape,
         dropout=model_cfg["dropout"],
         synchronized_bn=strategy.num_replicas_in_sync > 1,
+        **({"dtype": dtype} if dtype else {}),
         **model_cfg["options"],
     )
     loaded = []
@@ -254,7 +258,11 @@ def loss_and_metrics(config):
         return loss, [auc]
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+
+        def top5(y_true, y_pred):  # TensorFlow's in_top_k takes float32 only: mixed_float16 logits are cast
+            return keras.metrics.sparse_top_k_categorical_accuracy(y_true, keras.ops.cast(y_pred, "float32"), k=5)
+
+        metrics.append(keras.metrics.MeanMetricWrapper(top5, name="top5"))
     if not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics
     categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
@@ -282,9 +290,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     check_against_records(config, labels)
     shape = input_shape(config)
     os.makedirs(output, exist_ok=True)
-    if mixed_precision:
-        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if on_tpu else "mixed_float16")
+    policy = None
+    if mixed_precision:  # the model's own policy: nothing global is changed for the caller
+        policy = "mixed_bfloat16" if isinstance(strategy, tf.distribute.TPUStrategy) else "mixed_float16"
     batch = config["train"]["batch_size"]
     steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
     chief = worker_role()[1]
@@ -307,8 +315,10 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     train_ds, eval_ds = make_datasets(config, strategy, shape, position, counter, reverse)
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
     with strategy.scope():
-        model, loaded = build_model(config, shape, strategy)
+        model, loaded = build_model(config, shape, strategy, policy)
         optimizer = make_optimizer(config, steps, loaded)
+        if policy == "mixed_float16":  # what compile() adds under a global mixed_float16 policy
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     if is_multi_worker(strategy):
         enable_multi_worker_fit(model)

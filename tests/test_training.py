@@ -231,6 +231,17 @@ def _free_ports(count):
     return ports
 
 
+def test_mixed_precision_is_the_models_policy_not_a_global_one(tmp_path, records):
+    import keras
+
+    config = load_config(str(tiny_config(tmp_path, records, epochs=1, steps_per_epoch=2)))
+    config["model"]["options"] = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32]}
+    train.train(config, str(tmp_path / "run"), mixed_precision=True, verbose=0)
+    assert keras.config.dtype_policy().name == "float32"  # as before the call
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False)
+    assert model.get_layer("conv2.B01").dtype_policy.name == "mixed_float16"
+
+
 def test_two_worker_processes_train_on_loopback(tmp_path, records):
     """`model.fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585 worked around): two workers on
     127.0.0.1 train in lockstep with a global batch split between them; only the chief writes."""
