@@ -310,10 +310,11 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         write=chief,
     )
     # Multi-worker runs resume every worker at the chief's place in its own shard: exact for one worker.
+    # The same initial weights for the same seed, and the same data order in every (re)built stream.
+    keras.utils.set_random_seed(config["train"]["seed"])
     position = DataPosition(checkpoints.read_state().get("data") or (0, 0, 0))
     checkpoints.data_position, counter = position, BadDataCounter()
     train_ds, eval_ds = make_datasets(config, strategy, shape, position, counter, reverse)
-    keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same seed
     with strategy.scope():
         model, loaded = build_model(config, shape, strategy, policy)
         optimizer = make_optimizer(config, steps, loaded)

@@ -436,8 +436,9 @@ def make_dataset(
             records); otherwise a record's first label is used, and training
             counts records with several in `bad_data_counter`.
         image_key, label_key: feature keys (DMVR / Model Garden records may differ).
-        shuffle_buffer: train: records are shuffled in blocks of this many
-            (after the order of the files is shuffled).
+        shuffle_buffer: train: after the order of the files is shuffled, each
+            block of this many records is permuted, then a buffer of as many
+            mixes across blocks (up to twice this many records are held).
         seed: makes sampling, augmentation and order reproducible.
         deterministic: keep element order fixed under parallelism (False
             lets a slow element be overtaken: a little faster, not reproducible).
@@ -515,7 +516,11 @@ def make_dataset(
             """One shuffled pass over the records: `(pass, index in the pass, record)`."""
             pass_seed = _pass_seed(seed, pass_number)
             records = read_records(_shuffled(file_ds, len(files), pass_seed))
+            # A permutation of each block makes passes differ; a sliding buffer then mixes across blocks
+            # (a shard packed in class order would otherwise train a block of classes at a time). Its seed is
+            # a Python int, which `Dataset.shuffle` needs once a global seed is set, and it restarts each pass.
             records = _shuffled(records, shuffle_buffer, pass_seed)
+            records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
             return records.enumerate().map(_plain(lambda index, record: (pass_number, index, record)))
 
         if position is None:  # one pass per iteration, a different one each time
