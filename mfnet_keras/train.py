@@ -241,10 +241,10 @@ def make_optimizer(config, steps_per_epoch, loaded_paths):
     )
 
 
-def loss_and_metrics(config):
+def loss_and_metrics(config, float16=False):
     """`(loss on logits, metrics)`; the first metric picks the best checkpoint.
 
-    Single-label: softmax cross-entropy, accuracy (and top-5). With
+    Single-label: softmax cross-entropy, accuracy (and top-5, except on `float16` logits). With
     `data.multi_label`: sigmoid cross-entropy on multi-hot targets and the
     area under each class's precision-recall curve, averaged (`pr_auc`, what
     `evaluate`'s exact mean average precision measures).
@@ -257,12 +257,9 @@ def loss_and_metrics(config):
         auc = keras.metrics.AUC(curve="PR", multi_label=True, num_labels=classes, from_logits=True, name="pr_auc")
         return loss, [auc]
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if classes > 5:
-
-        def top5(y_true, y_pred):  # TensorFlow's in_top_k takes float32 only: mixed_float16 logits are cast
-            return keras.metrics.sparse_top_k_categorical_accuracy(y_true, keras.ops.cast(y_pred, "float32"), k=5)
-
-        metrics.append(keras.metrics.MeanMetricWrapper(top5, name="top5"))
+    # TensorFlow's in_top_k takes float32 logits only: no top-5 under mixed_float16.
+    if classes > 5 and not float16:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
     if not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics
     categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
@@ -301,7 +298,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     if labels and chief:
         write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
 
-    loss, metrics = loss_and_metrics(config)
+    loss, metrics = loss_and_metrics(config, float16=policy == "mixed_float16")
     checkpoints = ResumableCheckpoint(
         os.path.join(output, "checkpoints"),
         config["train"]["save_every_steps"],
