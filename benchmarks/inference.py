@@ -24,8 +24,8 @@ def make_runner(side, batch):
 
         from mfnet_keras import models
 
-        model = models.build("mfnet3d")
-        x = tf.constant(np.random.default_rng(0).standard_normal((batch, *common.CLIP, 3), dtype=np.float32))
+        model = models.VideoClassifier.from_preset("mfnet3d", load_weights=False)
+        x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, *common.CLIP, 3)).astype(np.float32))
         infer = tf.function(lambda clips: model(clips, training=False))
         return lambda: infer(x).numpy()
     import torch

@@ -27,9 +27,9 @@ def make_runner(side, batch):
         from mfnet_keras.optimizers import SGD
 
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model = models.build("mfnet3d")
+        model = models.VideoClassifier.from_preset("mfnet3d", load_weights=False)
         model.compile(optimizer=SGD(0.01, momentum=0.9, l2=1e-4), loss=loss)
-        x = np.random.default_rng(0).standard_normal((batch, *common.CLIP, 3), dtype=np.float32)
+        x = np.random.default_rng(0).uniform(0, 255, (batch, *common.CLIP, 3)).astype(np.float32)
         return lambda: model.train_on_batch(x, labels)
     import torch
 

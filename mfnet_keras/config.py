@@ -18,13 +18,13 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 SCHEMA = {
     "model": {
-        "name": "mfnet3d",  # a name from mfnet_keras.models.list_models()
+        "name": "mfnet3d",  # a preset name from mfnet_keras.models.list_presets()
         "num_classes": None,  # None: the number of lines of labels.txt beside the training records
         "clip_length": 16,  # frames per clip (1 for a 2D model: one frame)
         "crop_size": 224,
         "dropout": 0.0,
-        "options": {},  # more models.build() options, e.g. {num_fibers: 16}
-        "init": None,  # initial weights: .keras / .weights.h5 / .pth
+        "options": {},  # backbone arguments, e.g. {num_fibers: 16}
+        "init": None,  # initial weights: .keras / .weights.h5 / .pth / preset folder or name / URL
         "inflate": False,  # `init` is a 2D model to inflate into this 3D one
         "skip_classifier": False,  # do not load the classifier from `init` (other classes)
         "zero_init_residual": False,  # from scratch: residual branches start at zero (weights.zero_init_residual)
@@ -252,7 +252,7 @@ def _check_ranges(config):
 def _check_model_options(model):
     from mfnet_keras import models
 
-    accepted = models.accepted_options(model["name"]) - {"name", "synchronized_bn"}
+    accepted = models.backbone_options(model["name"]) - {"name", "synchronized_bn"}
     for key in model["options"]:
         if key in _OWN_KEYS:
             raise ConfigError(f"config error: model.options.{key} is set by {_OWN_KEYS[key]}, not model.options")
@@ -266,8 +266,8 @@ def _validate(config, check_paths):
     from mfnet_keras import models
 
     model, data, train = config["model"], config["data"], config["train"]
-    if model["name"] not in models.list_models():
-        raise ConfigError(f"config error: model.name must be one of {models.list_models()}, got {model['name']!r}")
+    if model["name"] not in models.list_presets():
+        raise ConfigError(f"config error: model.name must be one of {models.list_presets()}, got {model['name']!r}")
     _check_ranges(config)
     _check_model_options(model)
     if train["optimizer"] not in ("sgd", "adamw"):
@@ -285,5 +285,6 @@ def _validate(config, check_paths):
             pattern = data[key.split(".")[1]]
             if pattern and not tf.io.gfile.glob(pattern):
                 raise ConfigError(f"config error: {key} matches no files: {pattern}")
-        if model["init"] and not os.path.exists(model["init"]):
+        init = model["init"]
+        if init and not (os.path.exists(init) or init in models.list_presets() or "://" in init):
             raise ConfigError(f"config error: model.init does not exist: {model['init']}")

@@ -1,10 +1,14 @@
-"""Converts a released PyTorch MF-Net checkpoint into Keras weights, without PyTorch.
+"""Converts a released PyTorch MF-Net checkpoint into a Keras preset folder, without PyTorch.
 
-python -m mfnet_keras.convert SRC.pth OUT.weights.h5 --model mfnet3d --num-classes 400
+    python -m mfnet_keras.convert SRC.pth OUT_DIR [--preset NAME] [--num-classes N]
+    convert(src, out, preset=None, num_classes=None)  # the same, from Python
 
-OUT may end in `.weights.h5` (weights only) or `.keras` (model and weights).
-The normalisation the weights expect is printed; set it as `data.mean` /
-`data.std` when training or evaluating with them.
+OUT_DIR becomes a preset folder (`config.json`, `model.weights.h5`,
+`task.json`, `task.weights.h5`, `preprocessor.json`, `metadata.json`) that
+`VideoClassifier.from_preset(OUT_DIR)` loads and that can be uploaded to
+Hugging Face or Kaggle as it is. OUT may also end in `.keras` (the classifier)
+or `.weights.h5` (its weights only). The preprocessing and class names are
+those of the release recognised by the file name, or of `--preset NAME`.
 """
 
 import argparse
@@ -14,29 +18,32 @@ import mfnet_keras  # noqa: F401  (sets TensorFlow options before it loads)
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
-def convert(src, out, model_name, num_classes=None, skip_classifier=False):
-    """Builds `model_name`, loads `src` into it and saves it to `out`; returns the model."""
-    from mfnet_keras import models, weights
+def convert(src, out, preset=None, num_classes=None, skip_classifier=False):
+    """Loads the checkpoint `src` into its `VideoClassifier` and writes it to `out`; returns the classifier."""
     from mfnet_keras.files import save_model
+    from mfnet_keras.models import presets
 
-    state = weights.read_torch_state_dict(src)
-    if num_classes is None and "classifier.weight" in state:
-        num_classes = state["classifier.weight"].shape[0]
-    model = models.build(model_name, num_classes=num_classes)
-    weights.load_state_dict(model, state, skip_classifier=skip_classifier)
-    save_model(model, out)
+    model = presets.classifier_from_checkpoint(
+        src, preset=preset, num_classes=num_classes, skip_classifier=skip_classifier
+    )
+    if out.endswith((".keras", ".weights.h5")):
+        save_model(model, out)
+    else:
+        model.save_to_preset(out)
     return model
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.convert",
-        description="Convert a PyTorch MF-Net checkpoint (.pth, any PyTorch version) to Keras weights. "
+        description="Convert a PyTorch MF-Net checkpoint (.pth, any PyTorch version) to a Keras preset folder. "
         "PyTorch is not needed; nothing in the file is executed.",
     )
     parser.add_argument("src", help="checkpoint, e.g. MFNet3D_Kinetics-400_72.8.pth")
-    parser.add_argument("out", help="output: NAME.weights.h5 or NAME.keras")
-    parser.add_argument("--model", default=None, help="registered model (default: from the file name, else mfnet3d)")
+    parser.add_argument("out", help="output: a preset folder, or NAME.keras, or NAME.weights.h5")
+    parser.add_argument(
+        "--preset", default=None, help="registered preset it holds (default: from the file name, else mfnet3d)"
+    )
     parser.add_argument("--num-classes", type=int, help="classifier size (default: the checkpoint's)")
     parser.add_argument(
         "--skip-classifier", action="store_true", help="leave the classifier random (fine-tuning on other classes)"
@@ -44,29 +51,22 @@ def main(argv=None):
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
-    from mfnet_keras import models, pth, weights
+    from mfnet_keras import models, pth
 
-    if not args.out.endswith((".weights.h5", ".keras")):
-        parser.error(f"OUT must end in .weights.h5 or .keras. Received: {args.out}")
-    preset = weights.find_preset(args.src)
-    model_name = args.model or (preset.model if preset else "mfnet3d")
-    if model_name not in models.list_models():
-        parser.error(f"unknown model {model_name!r}; choose from {models.list_models()}")
+    if args.preset is not None and args.preset not in models.list_presets():
+        parser.error(f"unknown preset {args.preset!r}; choose from {models.list_presets()}")
     try:
-        model = convert(args.src, args.out, model_name, args.num_classes, args.skip_classifier)
+        model = convert(args.src, args.out, args.preset, args.num_classes, args.skip_classifier)
     except (ValueError, pth.UnsafeCheckpointError) as error:  # truncated, refused or not a checkpoint
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: {model_name}, {len(model.weights)} weights, {model.count_params():,} parameters")
-    if preset:
-        mean = ", ".join(f"{m:.4f}" for m in preset.mean)
-        std = ", ".join(f"{s:.4f}" for s in preset.std)
-        print(
-            f"preset {preset.name}: input {'x'.join(map(str, preset.input_shape[:-1]))}, {preset.num_classes} classes"
-        )
-        print(f"normalisation for input in [0, 1]: data.mean=[{mean}] data.std=[{std}]")
-        if preset.note:
-            print(f"note: {preset.note}")
+    pre = model.preprocessor
+    print(f"wrote {args.out}: {model.name}, {len(model.weights)} weights, {model.count_params():,} parameters")
+    print(
+        f"input {pre.clip_length}x{pre.crop_size}x{pre.crop_size} (short side {pre.short_side}, "
+        f"every {pre.frame_interval} frames), {model.num_classes} classes, "
+        f"mean={[round(m, 4) for m in pre.mean]} std={[round(s, 4) for s in pre.std]}"
+    )
     return 0
 
 

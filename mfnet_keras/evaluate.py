@@ -2,6 +2,9 @@
 
     python -m mfnet_keras.evaluate --config NAME_OR_FILE --weights runs/NAME/model.keras [--output DIR]
 
+The config gives the records and the views; the clip size, resize, frame
+interval, normalisation and class names are the model's own.
+
 Video-level predictions average the softmax of all views (`eval.num_clips` ×
 `eval.num_crops`) of a video. Writes `report.json`, `per_class_accuracy.png`
 (classes sorted by accuracy, as the paper's Fig. 7) and `confusion_matrix.png`.
@@ -158,57 +161,48 @@ def plot_confusion(confusion, class_names, path, title):
 
 def predict_views(model, config, pattern):
     """`(probs, labels, video_index)` over every view of the eval records: softmax, or sigmoid and
-    multi-hot labels with `data.multi_label`."""
+    multi-hot labels with `data.multi_label`. Clip size, resize and frame interval are the model's."""
     from tqdm import tqdm
 
     from mfnet_keras.data import make_dataset
+    from mfnet_keras.train import records_info
 
-    data, model_cfg, eval_cfg = config["data"], config["model"], config["eval"]
+    data, eval_cfg, pre = config["data"], config["eval"], model.preprocessor
     ds = make_dataset(
         pattern,
         "eval",
         batch_size=eval_cfg["batch_size"],
-        clip_length=model_cfg["clip_length"],
-        crop_size=model_cfg["crop_size"],
-        frame_intervals=tuple(data["frame_intervals"]),
+        clip_length=pre.clip_length,
+        crop_size=pre.crop_size,
+        eval_short_side=pre.short_side,
+        frame_intervals=(pre.frame_interval,),
         num_clips=eval_cfg["num_clips"],
         num_crops=eval_cfg["num_crops"],
-        mean=tuple(data["mean"]),
-        std=tuple(data["std"]),
-        num_classes=model_cfg["num_classes"],
+        num_classes=model.num_classes,
         multi_label=data["multi_label"],
     )
-    from mfnet_keras.train import records_info
-
     known = records_info(pattern, count=False)[1]  # the progress bar's length, when the manifest says it
     views = known and known * eval_cfg["num_clips"] * eval_cfg["num_crops"]
     total = views and math.ceil(views / eval_cfg["batch_size"])
-    two_d = len(model.input_shape) == 4
     probs, labels, videos = [], [], []
     for clips, y, index in tqdm(ds, total=total, unit="batch", desc="evaluating", file=sys.stderr):
-        logits = model(clips[:, 0] if two_d else clips, training=False)
+        logits = model(clips, training=False)
         probs.append((sigmoid if data["multi_label"] else softmax)(np.asarray(logits, np.float64)))
         labels.append(y.numpy())
         videos.append(index.numpy())
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(videos)
 
 
-def evaluate(config, weights, output, class_names=None):
-    """Runs the evaluation and writes the report and plots; returns the report."""
+def evaluate(config, weights, output):
+    """Evaluates the classifier at `weights` (a `.keras` file or a preset handle) on `data.eval`
+    (else `data.train`); writes the report and plots; returns the report. Class names are the model's."""
     from mfnet_keras import models
     from mfnet_keras.files import write_json
 
     started = time.time()
     pattern = config["data"]["eval"] or config["data"]["train"]
     model = models.load_model(weights)
-    classes = model.output_shape[-1]
-    if class_names is None:
-        from mfnet_keras.train import read_labels
-
-        class_names = read_labels(pattern)
-    if not class_names or len(class_names) != classes:
-        class_names = [str(i) for i in range(classes)]
-    config["model"]["num_classes"] = classes
+    class_names = model.class_names
     probs, labels, videos = predict_views(model, config, pattern)
     multi_label = config["data"]["multi_label"]
     report = (multi_label_metrics if multi_label else video_metrics)(probs, labels, videos, class_names)
@@ -256,7 +250,9 @@ def main(argv=None):
         required=True,
         help="the training config (data, clip size, eval views): a file or a packaged config's name",
     )
-    parser.add_argument("--weights", required=True, help="a .keras model (e.g. runs/NAME/model.keras)")
+    parser.add_argument(
+        "--weights", required=True, help="a .keras classifier (e.g. runs/NAME/model.keras) or a preset folder"
+    )
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
     )

@@ -1,8 +1,9 @@
-"""Classifies video files with an exported SavedModel (or a `.keras` model from a training run).
+"""Classifies video files with an exported SavedModel, a `.keras` classifier or a preset folder.
 
-    python -m mfnet_keras.predict VIDEO [VIDEO ...] --model DIR_OR_KERAS [--clips 10] [--top-k 5] [--json]
-    python -m mfnet_keras.predict LONG_VIDEO --model DIR --timeline 2
+    python -m mfnet_keras.predict VIDEO [VIDEO ...] --model PATH [--clips 10] [--top-k 5] [--json]
+    python -m mfnet_keras.predict LONG_VIDEO --model PATH --timeline 2
 
+Each of these carries its class names and preprocessing: nothing else is read.
 Decodes each video with PyAV, samples `--clips` uniformly spaced clips over
 the whole video (short side resized, centre crop), averages their softmax and
 prints the top-k classes. `--timeline S` also prints the prediction of every
@@ -23,43 +24,36 @@ from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 class Classifier:
-    """Wraps a SavedModel from `mfnet_keras.export` or a `.keras` model with its run's settings."""
+    """A classifier to predict with: a SavedModel from `mfnet_keras.export`, a `.keras` file or a preset.
+
+    Each carries its class names and preprocessing; clips go in as uint8 frames
+    whose short side is `short_side`, and the model crops and normalises them.
+    """
 
     def __init__(self, path):
-        import tensorflow as tf
+        if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+            import tensorflow as tf
 
-        if os.path.isdir(path):
             loaded = tf.saved_model.load(path)
-            self._serve = loaded.signatures["serve_float"]
-            self.class_names = [n.decode() for n in loaded.class_names.numpy()]
-            pre = {k: v.numpy() for k, v in loaded.preprocessing.items()}
-            self.mean, self.std = pre["mean"], pre["std"]
-            self.clip_length, self.crop_size = int(pre["clip_length"]), int(pre["crop_size"])
-            self.frame_interval = int(pre["frame_interval"])
+            self._serve = loaded.signatures["serving_default"]
             self._keras = None
+            self.class_names = [n.decode() for n in loaded.class_names.numpy()]
+            settings = {k: v.numpy() for k, v in loaded.preprocessing.items()}
         else:
             from mfnet_keras import models
-            from mfnet_keras.export import run_settings
 
             self._keras = models.load_model(path)
-            names, mean, std, interval = run_settings(path)
-            shape = self._keras.input_shape[1:]
-            self.clip_length = 1 if len(shape) == 3 else shape[0]
-            self.crop_size = shape[-2]
-            classes = self._keras.output_shape[-1]
-            self.class_names = names or [str(i) for i in range(classes)]
-            from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD
-
-            self.mean, self.std = np.array(mean or VIDEO_MEAN), np.array(std or VIDEO_STD)
-            self.frame_interval = interval
+            self.class_names = list(self._keras.class_names)
+            config = self._keras.preprocessor.get_config()
+            settings = {k: config[k] for k in ("clip_length", "crop_size", "short_side", "frame_interval")}
+        self.clip_length, self.crop_size = int(settings["clip_length"]), int(settings["crop_size"])
+        self.short_side, self.frame_interval = int(settings["short_side"]), int(settings["frame_interval"])
 
     def probabilities(self, clips):
         """Softmax of a batch of uint8 clips `[N, T, H, W, 3]`."""
-        x = (clips.astype(np.float32) / 255.0 - self.mean) / self.std
-        x = x.astype(np.float32)
         if self._keras is None:
-            return self._serve(clips=x)["probabilities"].numpy()
-        logits = np.asarray(self._keras(x[:, 0] if len(self._keras.input_shape) == 4 else x, training=False))
+            return self._serve(clips=clips)["probabilities"].numpy()
+        logits = np.asarray(self._keras.predict_on_batch(clips), np.float64)
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
 
@@ -72,28 +66,10 @@ def clip_starts(num_frames, span, clips):
     return [round(i * last / (clips - 1)) for i in range(clips)]
 
 
-def make_clips(frames, starts, clip_length, interval, crop_size):
-    """uint8 clips `[len(starts), T, crop, crop, 3]`: frames resized (short side crop×256/224), centre-cropped."""
-    from PIL import Image
-
+def make_clips(frames, starts, clip_length, interval):
+    """uint8 clips `[len(starts), T, H, W, 3]` of the frames from each start (wrapping past the end)."""
     n = len(frames)
-    short = round(crop_size * 256 / 224)
-    out = []
-    cache = {}
-    for start in starts:
-        clip = []
-        for i in range(clip_length):
-            index = (start + i * interval) % n
-            if index not in cache:
-                image = Image.fromarray(frames[index])
-                scale = short / min(image.size)
-                size = (max(crop_size, round(image.width * scale)), max(crop_size, round(image.height * scale)))
-                resized = np.asarray(image.resize(size, Image.BILINEAR))
-                y, x = (resized.shape[0] - crop_size) // 2, (resized.shape[1] - crop_size) // 2
-                cache[index] = resized[y : y + crop_size, x : x + crop_size]
-            clip.append(cache[index])
-        out.append(np.stack(clip))
-    return np.stack(out)
+    return np.stack([np.stack([frames[(start + i * interval) % n] for i in range(clip_length)]) for start in starts])
 
 
 def top_k(probabilities, names, k):
@@ -110,15 +86,14 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
     """
     from tfrecords_tools.video import decode_video
 
-    short = round(classifier.crop_size * 256 / 224)
-    video = decode_video(path, short_side=short, keep_partial=True)
+    video = decode_video(path, short_side=classifier.short_side, keep_partial=True)
     frames, fps = video.frames, video.fps
     span = (classifier.clip_length - 1) * classifier.frame_interval + 1
 
     def mean_probabilities(part, count):
         """Average softmax of `count` clips spread over the frames `part`."""
         starts = clip_starts(len(part), span, count)
-        batch = make_clips(part, starts, classifier.clip_length, classifier.frame_interval, classifier.crop_size)
+        batch = make_clips(part, starts, classifier.clip_length, classifier.frame_interval)
         return classifier.probabilities(batch).mean(axis=0)
 
     result = {
@@ -146,10 +121,14 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.predict",
-        description="Classify video files with an exported model (SavedModel folder) or a .keras model.",
+        description="Classify video files with an exported SavedModel, a .keras classifier or a preset folder.",
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--model", required=True, help="SavedModel folder from mfnet_keras.export, or a .keras file")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="SavedModel folder from mfnet_keras.export, a .keras classifier or a preset folder",
+    )
     parser.add_argument("--clips", type=int, default=10, help="clips sampled over each video (default: 10)")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print (default: 5)")
     parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also predict every SECONDS-long window")

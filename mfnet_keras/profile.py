@@ -1,4 +1,4 @@
-"""Prints every registered model's parameters and multiply-adds beside the paper's figures.
+"""Prints every registered architecture's parameters and multiply-adds beside the paper's figures.
 
 python -m mfnet_keras.profile [NAME ...]
 """
@@ -11,13 +11,15 @@ from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def profile_rows(names):
-    """Yields (spec, params, flops) for each named model at the paper's input size."""
+    """Yields (preset entry, params, flops) for each named architecture at the paper's input size.
+
+    Both count the whole classifier: backbone and head, for one clip or image.
+    """
     from mfnet_keras import models, profiling
 
     for name in names:
-        spec = models.get_spec(name)
-        model = models.build(name)
-        yield spec, profiling.count_params(model), profiling.count_flops(model)
+        model = models.VideoClassifier.from_preset(name, load_weights=False)
+        yield models.get_preset(name), profiling.count_params(model), profiling.count_flops(model)
 
 
 def _fmt(value):
@@ -27,7 +29,7 @@ def _fmt(value):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.profile",
-        description="Parameters and multiply-adds (the paper's FLOPs) of the registered models, beside the paper's.",
+        description="Parameters and multiply-adds (the paper's FLOPs) of the registered architectures, beside the paper's.",
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="models to profile (default: every registered model)")
     add_verbose_argument(parser)
@@ -35,20 +37,22 @@ def main(argv=None):
     import_tensorflow(args.verbose)
     from mfnet_keras import models
 
+    architectures = models.list_presets(releases=False)
     for name in args.names:
-        if name not in models.list_models():
-            parser.error(f"unknown model {name!r}; choose from {models.list_models()}")
+        if name not in architectures:
+            parser.error(f"unknown model {name!r}; choose from {architectures}")
     header = f"{'model':<30}{'input':>16}{'params':>12}{'paper':>9}{'ratio':>7}{'FLOPs':>11}{'paper':>10}{'ratio':>7}"
     print(header)
     print("-" * len(header))
-    for spec, params, flops in profile_rows(args.names or models.list_models()):
-        shape = "x".join(str(d) for d in spec.input_shape[:-1])
+    for entry, params, flops in profile_rows(args.names or architectures):
+        shape = "x".join(str(d) for d in entry["input_shape"][:-1])
+        paper = entry["paper"]
         print(
-            f"{spec.name:<30}{shape:>16}{params:>12,}{_fmt(spec.paper_params):>9}{params / spec.paper_params:>7.3f}"
-            f"{_fmt(flops):>11}{_fmt(spec.paper_flops):>10}{flops / spec.paper_flops:>7.3f}"
+            f"{entry['name']:<30}{shape:>16}{params:>12,}{_fmt(paper['params']):>9}{params / paper['params']:>7.3f}"
+            f"{_fmt(flops):>11}{_fmt(paper['flops']):>10}{flops / paper['flops']:>7.3f}"
         )
-        if spec.note:
-            print(f"{'':<4}{spec.note}")
+        if entry["note"]:
+            print(f"{'':<4}{entry['note']}")
     return 0
 
 

@@ -6,7 +6,7 @@ Run the same command again after an interruption (even `kill -9`): training
 continues from the last saved step. Writes to the output folder:
 `config.yaml` (resolved), `labels.txt`, `checkpoints/` (resumable state,
 `best.keras`, `last.keras`), `log.csv`, `tensorboard/`, and `model.keras`
-(the final model).
+(the final `VideoClassifier`, carrying its class names and preprocessing).
 """
 
 import argparse
@@ -82,17 +82,6 @@ def check_against_records(config, labels):
             )
 
 
-def input_shape(config):
-    """The model input for the config: `(T, H, W, 3)`, or `(H, W, 3)` for a 2D model fed single frames."""
-    from mfnet_keras import models
-
-    size = config["model"]["crop_size"]
-    two_d = len(models.get_spec(config["model"]["name"]).input_shape) == 3
-    if two_d and config["model"]["clip_length"] != 1:
-        raise ConfigError(f"config error: model.clip_length must be 1 for the 2D model {config['model']['name']}")
-    return (size, size, 3) if two_d else (config["model"]["clip_length"], size, size, 3)
-
-
 def reverse_labels(pairs, class_names, clip_length):
     """`make_dataset`'s `reverse_labels` for `data.reverse_pairs`, or None without pairs.
 
@@ -115,7 +104,7 @@ def reverse_labels(pairs, class_names, clip_length):
     return table
 
 
-def make_datasets(config, strategy, shape, position, counter, reverse=None):
+def make_datasets(config, strategy, position, counter, reverse=None):
     """Distributed train and validation datasets of the config.
 
     `position` is the `DataPosition` the endless train stream starts from and
@@ -131,20 +120,13 @@ def make_datasets(config, strategy, shape, position, counter, reverse=None):
         clip_length=model_cfg["clip_length"],
         crop_size=model_cfg["crop_size"],
         frame_intervals=tuple(data["frame_intervals"]),
-        mean=tuple(data["mean"]),
-        std=tuple(data["std"]),
         num_classes=model_cfg["num_classes"],
         multi_label=data["multi_label"],
     )
-    squeeze = len(shape) == 3
-
-    @tf.autograph.experimental.do_not_convert
-    def shape_for_model(clips, labels):
-        return (clips[:, 0] if squeeze else clips), labels
 
     def train_fn(context):
         position.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
-        ds = make_dataset(
+        return make_dataset(
             data["train"],
             "train",
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
@@ -161,10 +143,9 @@ def make_datasets(config, strategy, shape, position, counter, reverse=None):
             position=position,
             **common,
         )
-        return ds.map(shape_for_model)
 
     def eval_fn(context):
-        ds = make_dataset(
+        return make_dataset(
             data["eval"],
             "eval",
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
@@ -172,7 +153,6 @@ def make_datasets(config, strategy, shape, position, counter, reverse=None):
             return_video_index=False,
             **common,
         )
-        return ds.map(shape_for_model)
 
     if strategy.num_replicas_in_sync > 1:
         train_ds = strategy.distribute_datasets_from_function(train_fn)
@@ -183,18 +163,28 @@ def make_datasets(config, strategy, shape, position, counter, reverse=None):
     return train_ds, eval_ds
 
 
-def build_model(config, shape, strategy, dtype=None):
-    """The model of the config, initialised from `model.init` when given; returns `(model, loaded_paths)`.
+def build_model(config, class_names, strategy, dtype=None):
+    """The `VideoClassifier` of the config, initialised from `model.init` when given; returns
+    `(model, loaded_paths)`. Its preprocessor carries the config's clip size and normalisation.
 
     `dtype`: the layers' dtype policy, e.g. "mixed_float16" (the global policy is left alone).
     """
-    from mfnet_keras import models, weights
+    from mfnet_keras import weights
+    from mfnet_keras.models import VideoClassifier
 
-    model_cfg = config["model"]
-    model = models.build(
+    model_cfg, data = config["model"], config["data"]
+    classes = model_cfg["num_classes"]
+    names = class_names if class_names and len(class_names) == classes else None
+    model = VideoClassifier.from_preset(
         model_cfg["name"],
-        num_classes=model_cfg["num_classes"],
-        input_shape=shape,
+        num_classes=classes,
+        class_names=names,
+        load_weights=False,
+        clip_length=model_cfg["clip_length"],
+        crop_size=model_cfg["crop_size"],
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        frame_interval=data["frame_intervals"][0],
         dropout=model_cfg["dropout"],
         synchronized_bn=strategy.num_replicas_in_sync > 1,
         **({"dtype": dtype} if dtype else {}),
@@ -285,7 +275,6 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     reverse = reverse_labels(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
     strategy = choose_strategy()  # before any TensorFlow op: multi-worker collectives are set up at start-up
     check_against_records(config, labels)
-    shape = input_shape(config)
     os.makedirs(output, exist_ok=True)
     policy = None
     if mixed_precision:  # the model's own policy: nothing global is changed for the caller
@@ -311,9 +300,9 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     keras.utils.set_random_seed(config["train"]["seed"])
     position = DataPosition(checkpoints.read_state().get("data") or (0, 0, 0))
     checkpoints.data_position, counter = position, BadDataCounter()
-    train_ds, eval_ds = make_datasets(config, strategy, shape, position, counter, reverse)
+    train_ds, eval_ds = make_datasets(config, strategy, position, counter, reverse)
     with strategy.scope():
-        model, loaded = build_model(config, shape, strategy, policy)
+        model, loaded = build_model(config, labels, strategy, policy)
         optimizer = make_optimizer(config, steps, loaded)
         if policy == "mixed_float16":  # what compile() adds under a global mixed_float16 policy
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -356,7 +345,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
             epoch += 1
             # A new fit() iterates its data from the start: the stream is rebuilt to begin where this one is.
             position.start = position.after_steps(epoch * steps) or position.start
-            train_ds, _ = make_datasets(config, strategy, shape, position, counter, reverse)
+            train_ds, _ = make_datasets(config, strategy, position, counter, reverse)
         if epoch < epochs and not nan_guard.message:
             history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
     if nan_guard.message:

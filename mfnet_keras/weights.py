@@ -6,7 +6,6 @@ differ only in layout: PyTorch `(out, in/groups, *window)` against Keras
 `(*window, in/groups, out)`.
 """
 
-import dataclasses
 import os
 
 import keras
@@ -21,77 +20,6 @@ _TORCH_LEAF = {
     "bias": "bias",
 }
 INFLATION_METHODS = ("inflation", "random")
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """A released checkpoint: what it is, the input it expects and where it is published."""
-
-    name: str
-    file_name: str
-    model: str
-    num_classes: int
-    input_shape: tuple
-    mean: tuple  # for input scaled to [0, 1], as `data.mean` in the configs
-    std: tuple
-    source: str
-    note: str = ""
-
-
-_RELEASES = "https://github.com/cypw/PyTorch-MFNet (README, 'Pretrained models'; Google Drive and Baidu links)"
-_VIDEO_MEAN, _VIDEO_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-PRESETS = (
-    Preset(
-        "mfnet2d_imagenet1k",
-        "MFNet2D_ImageNet1k-0000.pth",
-        "mfnet2d",
-        1000,
-        (224, 224, 3),
-        (124 / 255, 117 / 255, 104 / 255),
-        (1 / (0.0167 * 255),) * 3,
-        _RELEASES,
-        "trained on RGB in [0, 255] as (x - [124, 117, 104]) × 0.0167; mean/std here are the same map for [0, 1] input",
-    ),
-    Preset(
-        "mfnet3d_kinetics400",
-        "MFNet3D_Kinetics-400_72.8.pth",
-        "mfnet3d",
-        400,
-        (16, 224, 224, 3),
-        _VIDEO_MEAN,
-        _VIDEO_STD,
-        _RELEASES,
-        "72.8 % top-1 on Kinetics-400 val; frame interval 2",
-    ),
-    Preset(
-        "mfnet3d_ucf101_split1",
-        "MFNet3D_UCF-101_Split-1_96.3.pth",
-        "mfnet3d",
-        101,
-        (16, 224, 224, 3),
-        _VIDEO_MEAN,
-        _VIDEO_STD,
-        _RELEASES,
-        "fine-tuned from Kinetics-400; 96.3 % on UCF-101 split 1",
-    ),
-    Preset(
-        "mfnet3d_hmdb51_split1",
-        "MFNet3D_HMDB51_Split-1_74.6.pth",
-        "mfnet3d",
-        51,
-        (16, 224, 224, 3),
-        _VIDEO_MEAN,
-        _VIDEO_STD,
-        _RELEASES,
-        "fine-tuned from Kinetics-400; the file name is our guess: convert with --model mfnet3d if yours differs",
-    ),
-)
-
-
-def find_preset(path):
-    """The `Preset` whose file name is the basename of `path`, or None."""
-    base = os.path.basename(path)
-    return next((p for p in PRESETS if p.file_name == base), None)
 
 
 def checkpoint_key(path):
@@ -141,6 +69,8 @@ def load_state_dict(model, state, skip_classifier=False):
     classes) and the checkpoint's classifier is ignored.
     """
     unused = set(state)
+    if not any(w.path.startswith("classifier/") for w in model.weights):  # a backbone: the head is not ours
+        skip_classifier = True
     missing, misshapen, assignments = [], [], []
     for weight in model.weights:
         key = checkpoint_key(weight.path)
@@ -265,17 +195,27 @@ def inflate_2d_to_3d(model_2d, model_3d, method="inflation", seed=None):
 
 
 def initialize(model, path, inflate=False, skip_classifier=False):
-    """Loads `.pth`, `.keras` or `.weights.h5` weights into `model`; returns the paths filled.
+    """Loads weights into `model`; returns the paths filled.
 
-    With `inflate`, the file holds the 2D counterpart of this 3D model (for a
-    `.pth`, the 2D checkpoint is loaded into the registry's 2D model first).
+    `path` is a `.pth`, `.keras` or `.weights.h5` file, or any preset handle
+    (a preset folder, a registered release, a URL). A classifier of another
+    class count is skipped (fine-tuning on other classes). With `inflate`, it holds
+    the 2D counterpart of this 3D model (for a `.pth`, the 2D checkpoint is
+    loaded into the 2D twin of this model first).
     """
-    if not os.path.exists(path):
-        raise ValueError(f"No such weights file. Received: path={path}")
+    is_file = os.path.isfile(path) and path.endswith((".pth", ".keras", ".weights.h5"))
+    if not is_file:
+        from mfnet_keras.models import VideoClassifier
+
+        source = VideoClassifier.from_preset(path)  # a PresetError says what is wrong with the handle
+        return transfer(source, model, inflate=inflate, skip_classifier=skip_classifier)
     if path.endswith(".pth"):
-        if not inflate:
-            return load_torch_checkpoint(model, path, skip_classifier=skip_classifier)
-        source = _model_2d_like(model, read_torch_state_dict(path))
+        state = read_torch_state_dict(path)
+        if not inflate:  # a classifier of another class count stays as it is (fine-tuning)
+            return load_state_dict(
+                model, state, skip_classifier=skip_classifier or not classifier_matches(model, state)
+            )
+        source = _model_2d_like(model, state)
         return transfer(source, model, inflate=True, skip_classifier=skip_classifier)
     if path.endswith(".weights.h5"):
         model.load_weights(path)
@@ -285,15 +225,16 @@ def initialize(model, path, inflate=False, skip_classifier=False):
 
 
 def _model_2d_like(model_3d, state):
-    """The 2D twin of an MFNet 3D model with a 2D checkpoint loaded into it."""
-    config = model_3d.get_config()
+    """The 2D twin of a 3D classifier (or backbone) with a 2D checkpoint loaded into it."""
+    from mfnet_keras.models import VideoClassifier
+
+    backbone = getattr(model_3d, "backbone", model_3d)
+    config = backbone.get_config()
+    config.update(input_shape=tuple(config["input_shape"][1:]), name=f"{backbone.name}_2d")
+    source = type(backbone).from_config(config)
     kernel = state.get("classifier.weight")
-    config.update(
-        input_shape=tuple(config["input_shape"][1:]),
-        num_classes=kernel.shape[0] if kernel is not None else config["num_classes"],
-        name=f"{model_3d.name}_2d",
-    )
-    source = type(model_3d).from_config(config)
+    if kernel is not None:
+        source = VideoClassifier(source, int(kernel.shape[0]))
     load_state_dict(source, state)
     return source
 

@@ -79,7 +79,7 @@ def assert_keras_round_trip(tmp_path, cases, atol=0.0):
 
 def assert_fit_step_trains_all_weights(model, x, y, loss="mse"):
     """One `fit` step with plain SGD changes every trainable weight."""
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, metrics=[])
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -106,3 +106,33 @@ def assert_mixed_precision(build, x, rtol=5e-2):
     assert np.all(np.isfinite(got))
     scale = np.abs(want).max() + 1e-6
     assert np.abs(got - want).max() / scale < rtol
+
+
+def build(name, num_classes=None, input_shape=None, weights=None, **options):
+    """A random-weight `VideoClassifier` of a registered preset whose backbone takes `input_shape`
+    (`(T, H, W, 3)`, or `(H, W, 3)` for a 2D backbone), then `weights` loaded by `weights.initialize`."""
+    from mfnet_keras import models
+    from mfnet_keras import weights as weights_lib
+
+    shape = tuple(input_shape or models.get_preset(name)["input_shape"])
+    if weights and num_classes is None:
+        kernel = weights_lib.read_torch_state_dict(weights).get("classifier.weight")
+        num_classes = None if kernel is None else int(kernel.shape[0])
+    options.setdefault("clip_length", 1 if len(shape) == 3 else shape[0])
+    model = models.VideoClassifier.from_preset(
+        name, num_classes=num_classes, load_weights=False, crop_size=shape[-2], **options
+    )
+    if weights:
+        weights_lib.initialize(model, weights)
+    return model
+
+
+def raw_clips(input_shape, batch=2, seed=0):
+    """Random float clips in [0, 255] `[batch, T, H, W, 3]` for a backbone's `input_shape` (2D: T = 1)."""
+    shape = input_shape if len(input_shape) == 4 else (1, *input_shape)
+    return np.random.default_rng(seed).uniform(0, 255, (batch, *shape)).astype("float32")
+
+
+def normalized(clips, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    """What the default preprocessor feeds the backbone for crop-sized clips."""
+    return ((clips / 255.0 - np.array(mean)) / np.array(std)).astype("float32")

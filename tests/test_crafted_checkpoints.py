@@ -157,7 +157,7 @@ def crafted(tmp_path_factory):
 def test_every_crafted_file_is_one_error_line(crafted, tmp_path, capsys):
     out = tmp_path / "out.keras"
     for name, (path, expect) in crafted.items():
-        assert convert_main([str(path), str(out), "--model", "mfnet3d"]) == 2, name
+        assert convert_main([str(path), str(out), "--preset", "mfnet3d"]) == 2, name
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, (name, err)
         assert expect in err and (str(path) in err or "does not fit" in err), (name, err)
@@ -189,9 +189,9 @@ def test_memory_stays_bounded_on_crafted_files(crafted, tmp_path):
             except Exception:
                 pass
         read = peak()
-        models.build("mfnet3d")
+        models.VideoClassifier.from_preset("mfnet3d", load_weights=False)
         built = peak()
-        codes = [main([path, {str(tmp_path / "o.keras")!r}, "--model", "mfnet3d"]) for path in {paths!r}]
+        codes = [main([path, {str(tmp_path / "o.keras")!r}, "--preset", "mfnet3d"]) for path in {paths!r}]
         print(json.dumps({{"baseline": baseline, "read": read, "built": built, "converted": peak(), "codes": codes}}))
         """
     )

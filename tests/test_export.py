@@ -8,10 +8,10 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_case import build
 from video_files import write_noise_video
 
-from mfnet_keras import models, predict
-from mfnet_keras.data.pipeline import VIDEO_MEAN, VIDEO_STD
+from mfnet_keras import predict
 from mfnet_keras.export import export_saved_model
 from mfnet_keras.export import main as export_main
 from tfrecords_tools import schema
@@ -25,19 +25,17 @@ RNG = np.random.default_rng(4)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    model = models.build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3))
+    model = build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3), class_names=NAMES)
     out = str(root / "saved_model")
-    export_saved_model(model, out, NAMES)
+    export_saved_model(model, out)
     return model, out, root
-
-
-def normalise(clips):
-    return ((clips / 255.0 - np.array(VIDEO_MEAN)) / np.array(VIDEO_STD)).astype("float32")
 
 
 def test_every_signature_after_a_fresh_process_reload(exported):
     model, out, root = exported
     clips = RNG.integers(0, 256, (3, 4, 32, 32, 3)).astype("uint8")
+    large = RNG.integers(0, 256, (2, 4, 40, 52, 3)).astype("uint8")  # resized and cropped inside
+    np.save(root / "large.npy", large)
     frames = [RNG.integers(0, 256, (36, 48, 3)).astype("uint8") for _ in range(6)]
     serialized = schema.make_sequence_example([encode_jpeg(f, 95) for f in frames], 1, "beta", "v.mp4", 10, 36, 48)
     np.save(root / "clips.npy", clips)
@@ -49,10 +47,11 @@ def test_every_signature_after_a_fresh_process_reload(exported):
         import tensorflow as tf
         loaded = tf.saved_model.load({out!r})
         clips = np.load({str(root / "clips.npy")!r})
-        mean, std = np.array({list(VIDEO_MEAN)!r}), np.array({list(VIDEO_STD)!r})
+        large = np.load({str(root / "large.npy")!r})
         out = {{
             "default": loaded.signatures["serving_default"](clips=tf.constant(clips)),
-            "float": loaded.signatures["serve_float"](clips=tf.constant(((clips / 255.0 - mean) / std).astype("float32"))),
+            "float": loaded.signatures["serve_float"](clips=tf.constant(clips.astype("float32"))),
+            "large": loaded.signatures["serving_default"](clips=tf.constant(large)),
             "examples": loaded.signatures["serve_examples"](serialized=tf.constant([open({str(root / "example.bin")!r}, "rb").read()])),
         }}
         result = {{k: {{n: t.numpy().tolist() if t.dtype != tf.string else [[s.decode() for s in row] for row in t.numpy()]
@@ -70,7 +69,8 @@ def test_every_signature_after_a_fresh_process_reload(exported):
     assert result.returncode == 0, result.stderr[-3000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got["labels"] == NAMES
-    want = np.asarray(model(normalise(clips), training=False))
+    want = np.asarray(model(clips, training=False))
+    np.testing.assert_allclose(got["large"]["logits"], np.asarray(model(large, training=False)), atol=1e-5)
     for key in ("default", "float"):
         np.testing.assert_allclose(got[key]["logits"], want, atol=1e-5)
         probabilities = np.array(got[key]["probabilities"])
@@ -133,18 +133,27 @@ def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsy
     assert len(json.loads(capsys.readouterr().out)["top_k"]) == 5
 
 
-def test_export_cli_writes_saved_model_and_keras(exported, tmp_path, capsys):
-    model, _, _ = exported
-    weights = tmp_path / "run" / "model.keras"
-    weights.parent.mkdir()
-    model.save(weights)
-    (tmp_path / "run" / "labels.txt").write_text("".join(n + "\n" for n in NAMES))
-    (tmp_path / "run" / "config.yaml").write_text(
-        "data: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], frame_intervals: [1]}\n"
-    )
-    assert export_main(["--weights", str(weights), "--out", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "saved_model.pb").exists() and (tmp_path / "out" / "model.keras").exists()
-    assert (tmp_path / "out" / "assets" / "labels.txt").read_text().split() == NAMES
+def test_a_keras_file_or_a_preset_folder_alone_exports_and_predicts(exported, videos, tmp_path, capsys):
+    """No config, labels file or run folder: the classifier carries its class names and preprocessing."""
+    model, saved_model, _ = exported
+    good, _ = videos
+    model.save(tmp_path / "model.keras")
+    model.save_to_preset(str(tmp_path / "preset"))
+    tops = []
+    for source in (str(tmp_path / "model.keras"), str(tmp_path / "preset")):
+        out = tmp_path / f"out_{len(tops)}"
+        assert export_main(["--weights", source, "--out", str(out)]) == 0
+        assert (out / "saved_model.pb").exists() and (out / "model.keras").exists()
+        assert (out / "assets" / "labels.txt").read_text().split() == NAMES
+        capsys.readouterr()
+        for predictor in (source, str(out)):
+            assert predict.main([good[0], "--model", predictor, "--clips", "2", "--json"]) == 0
+            tops.append(json.loads(capsys.readouterr().out)["top_k"])
+    assert predict.main([good[0], "--model", saved_model, "--clips", "2", "--json"]) == 0
+    tops.append(json.loads(capsys.readouterr().out)["top_k"])
+    assert all([t["label"] for t in top] == [t["label"] for t in tops[0]] for top in tops), tops
+    for top in tops:
+        np.testing.assert_allclose([t["probability"] for t in top], [t["probability"] for t in tops[0]], atol=1e-5)
     assert export_main(["--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x")]) == 2
 
 
@@ -210,11 +219,11 @@ def test_signatures_check_their_input_and_never_crash(exported):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]  # a crash would end the process
     got = json.loads(result.stdout.strip().splitlines()[-1])
-    for case, shape in (("rank", "2 32 32 3"), ("length", "2 3 32 32 3"), ("size", "2 4 16 16 3")):
+    for case, shape in (("rank", "2 32 32 3"), ("length", "2 3 32 32 3")):
         assert got[case][0] == "error"
-        assert f"clips must be uint8 [batch, 4, 32, 32, 3]; got shape] [{shape}]" in got[case][1], got[case]
-    for case, shape in (("float_rank", "4 32 32 3"), ("float_size", "1 4 32 33 3")):
-        assert f"clips must be float32 [batch, 4, 32, 32, 3]; got shape] [{shape}]" in got[case][1], got[case]
+        assert f"clips must be uint8 [batch, 4, height, width, 3]; got shape] [{shape}]" in got[case][1], got[case]
+    assert "clips must be float32 [batch, 4, height, width, 3]; got shape] [4 32 32 3]" in got["float_rank"][1]
+    assert got["size"] == ["ok", [2, 6], [2, 5]] and got["float_size"] == ["ok", [1, 6], [1, 5]]  # resized inside
     assert got["dtype"][0] == "error" and "was expected to be a uint8 tensor but is a float tensor" in got["dtype"][1]
     for case in ("empty", "float_empty", "examples_empty"):
         assert got[case] == ["ok", [0, 6], [0, 5]], case

@@ -111,15 +111,16 @@ def state_written(run):
     return path.stat().st_mtime_ns if path.exists() else None
 
 
-def kill_at_random(config, run, rng, during_start_up):
-    """Starts training and SIGKILLs it: at a random instant of its start-up, or once it has saved a checkpoint
-    of its own, at a random instant of the next few steps (saves, epoch ends and validation included)."""
+def kill_at_random(config, run, rng, start_up=None):
+    """Starts training and SIGKILLs it: at a random instant within `start_up` seconds (the time a run takes to
+    its first save), or once it has saved a checkpoint of its own, at a random instant of the next few steps
+    (saves, epoch ends and validation included)."""
     before = state_written(run)
     process = subprocess.Popen(
         train_command(config, run), env=user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    if during_start_up:
-        time.sleep(rng.uniform(0, 8))
+    if start_up:
+        time.sleep(rng.uniform(0, start_up))
     else:
         while state_written(run) == before:
             assert process.poll() is None, "the run ended before it saved"
@@ -133,14 +134,20 @@ def kill_at_random(config, run, rng, during_start_up):
 def test_sigkill_at_random_instants_loses_nothing(tmp_path, demo_records):
     config = write_config(tmp_path, demo_records, dropout=0.3, steps_per_epoch=24, save_every_steps=1)
     reference = tmp_path / "reference"
-    finished = subprocess.run(train_command(config, reference), env=user_env(), capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert not LOG_LINE.search(finished.stdout + finished.stderr), finished.stderr  # as quiet as a user expects
-    assert "remapper failed" not in finished.stderr
+    started = time.perf_counter()
+    with open(tmp_path / "out.txt", "w+") as out, open(tmp_path / "err.txt", "w+") as err:
+        finished = subprocess.Popen(train_command(config, reference), env=user_env(), stdout=out, stderr=err)
+        while state_written(reference) is None and finished.poll() is None:
+            time.sleep(0.01)
+        start_up = time.perf_counter() - started  # to the first save
+        assert finished.wait(timeout=600) == 0, (tmp_path / "err.txt").read_text()[-3000:]
+    printed, errors = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    assert not LOG_LINE.search(printed + errors), errors  # as quiet as a user expects
+    assert "remapper failed" not in errors
 
     run, rng = tmp_path / "killed", random.Random(0)
     for kill in range(KILLS):
-        kill_at_random(config, run, rng, during_start_up=kill % 5 == 0)
+        kill_at_random(config, run, rng, start_up=start_up if kill % 5 == 0 else None)
         check_files_open(run)
     finish = subprocess.run(train_command(config, run), env=user_env(), capture_output=True, text=True, timeout=600)
     assert finish.returncode == 0, finish.stderr[-3000:]

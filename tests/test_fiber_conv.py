@@ -13,7 +13,7 @@ from test_case import (
     wrap_layer,
 )
 
-from mfnet_keras.layers import FiberConv, tf_conv
+from mfnet_keras.layers import FiberConv, tf_ops
 
 RNG = np.random.default_rng(0)
 
@@ -118,7 +118,7 @@ def test_explicit_padding_matches_numpy(rank):
 
 def test_auto_path_on_tensorflow():
     """With oneDNN on (tests/conftest.py), one-frame-deep kernels take the frames path, others split."""
-    assert tf_conv.grouped_conv2d_supported("float32")
+    assert tf_ops.grouped_conv2d_supported("float32")
     flat, deep, image = FiberConv(32, (1, 3, 3), 16), FiberConv(32, 3, 16), FiberConv(32, 3, 16)
     flat.build((None, 4, 8, 8, 32))
     deep.build((None, 4, 8, 8, 32))
@@ -134,7 +134,7 @@ def test_auto_path_on_tensorflow():
 
 def test_auto_path_without_grouped_conv2d(monkeypatch):
     """Where TensorFlow's grouped conv2d has no gradients (oneDNN off on a CPU), auto convolves fiber by fiber."""
-    monkeypatch.setattr(tf_conv, "grouped_conv2d_supported", lambda dtype: False)
+    monkeypatch.setattr(tf_ops, "grouped_conv2d_supported", lambda dtype: False)
     layer = FiberConv(32, (1, 3, 3), 16)
     layer.build((None, 4, 8, 8, 32))
     assert not layer._frames and layer._split

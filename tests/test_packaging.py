@@ -14,7 +14,7 @@ from mfnet_keras.config import list_configs
 PACKAGES = ("mfnet_keras", "tfrecords_tools")
 
 
-def test_the_wheel_ships_the_configs(tmp_path):
+def test_the_wheel_ships_the_configs_and_class_names(tmp_path):
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md", *PACKAGES):
@@ -26,6 +26,8 @@ def test_the_wheel_ships_the_configs(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"mfnet_keras/configs/{name}.yaml" for name in list_configs()} <= names
     assert len(list_configs()) == 5
+    lists = {f"mfnet_keras/models/class_names/{name}.txt" for name in ("kinetics400", "ucf101", "hmdb51")}
+    assert lists <= names
 
 
 def private_imports(path):

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from test_case import build
 
 from mfnet_keras import evaluate, train
 from mfnet_keras.config import ConfigError, list_configs, load_config
@@ -239,7 +240,7 @@ def test_mixed_precision_is_the_models_policy_not_a_global_one(tmp_path, records
     train.train(config, str(tmp_path / "run"), mixed_precision=True, verbose=0)
     assert keras.config.dtype_policy().name == "float32"  # as before the call
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False)
-    assert model.get_layer("conv2.B01").dtype_policy.name == "mixed_float16"
+    assert model.backbone.get_layer("conv2.B01").dtype_policy.name == "mixed_float16"
 
 
 def test_two_worker_processes_train_on_loopback(tmp_path, records):
@@ -268,7 +269,7 @@ def test_two_worker_processes_train_on_loopback(tmp_path, records):
         assert "strategy: MultiWorkerMirroredStrategy, 2 replica(s)" in output
     model = keras.saving.load_model(str(out / "model.keras"))
     assert int(model.optimizer.iterations.numpy()) == 6
-    assert model.get_layer("conv2.B01").conv_m1.bn.synchronized
+    assert model.backbone.get_layer("conv2.B01").conv_m1.bn.synchronized
     log = (out / "log.csv").read_text().strip().splitlines()
     assert len(log) == 3 and "val_accuracy" in log[0]
     assert "saved" in outputs[0] and "saved" not in outputs[1]
@@ -334,9 +335,7 @@ def test_evaluate_names_a_bad_record_in_one_line(tmp_path, records, capsys):
     with tf.io.TFRecordWriter(str(bad)) as writer:
         writer.write(schema.make_sequence_example([b"\xff\xd8 cut"] * 4, 1, "b", "cut.mp4", 10, 8, 8))
     weights = tmp_path / "model.keras"
-    from mfnet_keras import models
-
-    models.build("mfnet3d", num_classes=8, input_shape=(4, 32, 32, 3)).save(weights)
+    build("mfnet3d", num_classes=8, input_shape=(4, 32, 32, 3)).save(weights)
     path = tiny_config(tmp_path, records)
     argv = ["--config", str(path), "--weights", str(weights), "--set", f"data.eval={bad}", "model.num_classes=8"]
     assert evaluate.main(argv) == 1

@@ -2,8 +2,6 @@
 
 from mfnet_keras.data.pipeline import (
     HLS_JITTER,
-    VIDEO_MEAN,
-    VIDEO_STD,
     BadDataCounter,
     BadDataLogger,
     DataPosition,
@@ -14,8 +12,6 @@ from mfnet_keras.data.pipeline import (
 
 __all__ = [
     "HLS_JITTER",
-    "VIDEO_MEAN",
-    "VIDEO_STD",
     "BadDataCounter",
     "BadDataLogger",
     "DataPosition",

@@ -19,14 +19,13 @@ import sys
 import keras
 import tensorflow as tf
 
+from mfnet_keras.models.preprocessor import default_short_side
 from tfrecords_tools import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 # tf.data functions here hold no Python control flow on tensors: AutoGraph, which costs ~2 s per
 # pipeline at start-up, is skipped.
 _plain = tf.autograph.experimental.do_not_convert
-VIDEO_MEAN = (0.485, 0.456, 0.406)
-VIDEO_STD = (0.229, 0.224, 0.225)
 HLS_JITTER = (15, 35, 25)  # the official recipe: ±hue (OpenCV 0–180 scale), ±lightness, ±saturation (0–255)
 BAD_DATA_REASONS = ("unreadable", "no_frames", "bad_jpeg", "bad_label")
 RECORD_FRAMING = 16  # bytes around each TFRecord payload: length, its CRC, and the payload's CRC
@@ -287,25 +286,14 @@ def _decode_window(jpegs, window, crop_size):
     return tf.cond(tf.reduce_min(window[2:]) >= 2 * crop_size, lambda: decode(2), lambda: decode(1))
 
 
-def normalization(mean, std):
-    """`(scale, offset)` with `x * scale + offset == (x / 255 - mean) / std`."""
-    std = tf.constant(std, tf.float32)
-    return 1.0 / (255.0 * std), -tf.constant(mean, tf.float32) / std
-
-
 # XLA fuses these per-pixel steps into one pass (on CPU a per-channel broadcast alone is ~3x slower unfused).
 @tf.function(jit_compile=True, autograph=False)
-def _scale_and_shift(clip, scale, offset):
-    return clip * scale + offset
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _finish_train_clip(clip, mirror, offsets, scale, offset, jitter):
-    """Horizontal flip (when `mirror`), HLS jitter (when `jitter`), normalisation."""
+def _finish_train_clip(clip, mirror, offsets, jitter):
+    """Horizontal flip (when `mirror`) and HLS jitter (when `jitter`); pixels stay in [0, 255]."""
     clip = tf.cond(mirror, lambda: tf.reverse(clip, [2]), lambda: clip)
     if jitter:
         clip = hls_jitter(clip, offsets)
-    return clip * scale + offset
+    return clip
 
 
 def _labels(label_values, num_classes, multi_label):
@@ -390,8 +378,6 @@ def make_dataset(
     eval_short_side=None,
     num_clips=1,
     num_crops=1,
-    mean=VIDEO_MEAN,
-    std=VIDEO_STD,
     dtype="float32",
     num_classes=None,
     multi_label=False,
@@ -410,6 +396,9 @@ def make_dataset(
 ):
     """A `tf.data.Dataset` of `(clips, labels)` (train) or `(clips, labels, video_index)` (eval).
 
+    Clips are `[batch, clip_length, crop_size, crop_size, 3]` with pixels in
+    [0, 255]: the model's `VideoClassifierPreprocessor` normalises them.
+
     Args:
         file_pattern: glob(s) of TFRecord files, any `tf.io.gfile` path (local, `gs://`).
         split: "train" (random clips, augmentation, shuffled) or "eval" (multi-view, deterministic).
@@ -426,10 +415,10 @@ def make_dataset(
         color_jitter: train: max (hue, lightness, saturation) offsets in HLS
             space (OpenCV scales), or None.
         eval_short_side: eval: resize the short side to this; default
-            `crop_size × 256/224`, i.e. 256 at 224.
+            `crop_size × 256/224`, i.e. 256 at 224 (pass the model's
+            `preprocessor.short_side`).
         num_clips, num_crops: eval views per video (crops: 1 = centre,
             3 = start/centre/end of the long side).
-        mean, std: normalisation of [0, 1] pixels (the model's preprocessing).
         dtype: of the clips: "float32", "bfloat16" or "float16".
         num_classes: labels outside `[0, num_classes)` are bad data.
         multi_label: multi-hot float labels of `num_classes` (DMVR multi-label
@@ -490,11 +479,10 @@ def make_dataset(
         )
         return records.shard(pipelines, pipeline_id) if pipelines > 1 and not by_file else records
 
-    scale, offset = normalization(mean, std)
     if scale_range is None:
         scale_range = (crop_size, round(crop_size * 288 / 224))
     if eval_short_side is None:
-        eval_short_side = round(crop_size * 256 / 224)
+        eval_short_side = default_short_side(crop_size)
 
     def read_clip_frames(serialized, sample, name):
         """Parses a record and picks the JPEGs of its clip(s), with every validity check.
@@ -572,7 +560,7 @@ def make_dataset(
                 offsets = tf.round(
                     _uniform(rand, 8, -1.0, 1.0, (3,)) * tf.constant(color_jitter or (0, 0, 0), tf.float32)
                 )
-                return _finish_train_clip(clip, mirror, offsets, scale, offset, bool(color_jitter))
+                return _finish_train_clip(clip, mirror, offsets, bool(color_jitter))
 
             clip = tf.cond(ok, decode, lambda: tf.zeros((clip_length, crop_size, crop_size, 3), tf.float32))
             with tf.control_dependencies([clip, label]):
@@ -618,12 +606,7 @@ def make_dataset(
             clips = tf.cond(
                 ok,
                 lambda: tf.cast(
-                    _scale_and_shift(
-                        eval_clips(picked, num_clips, num_crops, clip_length, crop_size, eval_short_side),
-                        scale,
-                        offset,
-                    ),
-                    dtype,
+                    eval_clips(picked, num_clips, num_crops, clip_length, crop_size, eval_short_side), dtype
                 ),
                 lambda: empty,
             )
@@ -654,9 +637,10 @@ def eval_clips(picked, num_clips, num_crops, clip_length, crop_size, short_side)
     tall = size[0] > size[1]
     crops = []
     for c in range(num_crops):
-        fraction = 0.5 if num_crops == 1 else c / 2  # 3 crops: start, centre, end of the long side
-        along_y = tf.cast(tf.round(tf.cast(size[0] - crop_size, tf.float32) * fraction), tf.int32)
-        along_x = tf.cast(tf.round(tf.cast(size[1] - crop_size, tf.float32) * fraction), tf.int32)
+        halves = 1 if num_crops == 1 else c  # 3 crops: start, centre, end of the long side
+        # The centre crop's offset is (size - crop) // 2, as in VideoClassifierPreprocessor.
+        along_y = (size[0] - crop_size) * halves // 2
+        along_x = (size[1] - crop_size) * halves // 2
         y = tf.where(tall, along_y, (size[0] - crop_size) // 2)
         x = tf.where(tall, (size[1] - crop_size) // 2, along_x)
         crops.append(frames[:, :, y : y + crop_size, x : x + crop_size, :])

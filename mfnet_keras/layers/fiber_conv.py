@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from mfnet_keras.layers import tf_conv
+from mfnet_keras.layers import tf_ops
 
 IMPLEMENTATIONS = ("auto", "split", "grouped", "frames")
 
@@ -166,7 +166,7 @@ class FiberConv(keras.layers.Layer):
         if self.implementation == "auto":
             if not on_tf:
                 return False, False
-            return one_frame and tf_conv.grouped_conv2d_supported(self.compute_dtype), True
+            return one_frame and tf_ops.grouped_conv2d_supported(self.compute_dtype), True
         return self.implementation == "frames", self.implementation == "split"
 
     @property
@@ -192,10 +192,10 @@ class FiberConv(keras.layers.Layer):
         if not split or len(xs) != self.num_fibers:
             xs = [join_fibers(xs)]
         if self._pads is not None:
-            pad = tf_conv.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
+            pad = tf_ops.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
             xs = [pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
         if self._frames and not split:
-            return [tf_conv.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
+            return [tf_ops.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:
             return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
         if len(xs) == 1:

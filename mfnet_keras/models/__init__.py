@@ -1,25 +1,33 @@
-"""The paper's model family and a registry of named variants."""
+"""Backbones of the paper's model family, the video classifier task and the preset table."""
 
-from mfnet_keras.models.mfnet import MFNet
-from mfnet_keras.models.mobilenet_v2 import MobileNetV2
-from mfnet_keras.models.registry import ModelSpec, accepted_options, build, get_spec, list_models
-from mfnet_keras.models.resnet import ResNet
+from mfnet_keras.models.base import Backbone
+from mfnet_keras.models.mfnet import MFNetBackbone
+from mfnet_keras.models.mobilenet_v2 import MobileNetV2Backbone
+from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
+from mfnet_keras.models.presets import PresetError, backbone_options, get_preset, list_presets, register_preset
+from mfnet_keras.models.resnet import ResNetBackbone
+from mfnet_keras.models.video_classifier import VideoClassifier
 
 __all__ = [
-    "MFNet",
-    "MobileNetV2",
-    "ModelSpec",
-    "ResNet",
-    "accepted_options",
-    "build",
-    "get_spec",
-    "list_models",
+    "Backbone",
+    "MFNetBackbone",
+    "MobileNetV2Backbone",
+    "PresetError",
+    "ResNetBackbone",
+    "VideoClassifier",
+    "VideoClassifierPreprocessor",
+    "backbone_options",
+    "get_preset",
+    "list_presets",
     "load_model",
+    "register_preset",
 ]
 
 
 def load_model(path):
-    """A `.keras` file of this project's models, uncompiled; importing this package registered their classes."""
+    """A classifier from a `.keras` file (uncompiled) or any `VideoClassifier.from_preset` handle."""
     import keras
 
-    return keras.saving.load_model(path, compile=False)
+    if str(path).endswith(".keras"):
+        return keras.saving.load_model(path, compile=False)
+    return VideoClassifier.from_preset(path)

@@ -1,24 +1,27 @@
-"""Shared pieces of the model family: the config-carrying base class and the head."""
+"""Shared pieces of the backbones: the config-carrying base class, the stem and the stage pyramid."""
 
 import keras
 
 from mfnet_keras.layers import FiberConv
 from mfnet_keras.layers.blocks import batch_norm
 
-POOLINGS = (None, "avg", "max")
 
-
-class ArchitectureModel(keras.Model):
-    """A functional model that remembers its constructor arguments.
+class Backbone(keras.Model):
+    """A functional feature extractor that remembers its constructor arguments.
 
     Subclasses build their graph in `__init__` and pass every constructor
     argument to `_init_model`; `get_config` returns exactly those, so
-    `cls.from_config(model.get_config())` rebuilds the same architecture.
+    `cls.from_config(backbone.get_config())` rebuilds the same architecture.
+    The output is the last feature map; `pyramid_outputs` maps `"P2"`…`"P5"`
+    to the output of the stage at spatial stride 2**k (for MF-Net and ResNet
+    the stages conv2…conv5, P5 being the output), for feature extraction:
+    `keras.Model(backbone.inputs, backbone.pyramid_outputs)`.
     """
 
-    def _init_model(self, inputs, outputs, name, init_args, **kwargs):
+    def _init_model(self, inputs, outputs, pyramid, name, init_args, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self._init_args = dict(init_args)
+        self.pyramid_outputs = dict(pyramid)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **self._init_args}
@@ -27,16 +30,29 @@ class ArchitectureModel(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    @classmethod
+    def from_preset(cls, handle, load_weights=True, **kwargs):
+        """The backbone of a preset: a registered name, a preset folder, a `.pth`, an `http(s)://`,
+        `hf://` or `kaggle://` handle (see `mfnet_keras.models.presets.resolve`). `kwargs` override
+        constructor arguments (e.g. `input_shape`, `dtype`)."""
+        from mfnet_keras.models import presets
+
+        return presets.load_backbone(handle, load_weights=load_weights, cls=cls, **kwargs)
+
+    def save_to_preset(self, folder):
+        """Writes `config.json`, `model.weights.h5` and `metadata.json` into `folder`."""
+        from mfnet_keras.models import presets
+
+        presets.save_backbone(self, folder)
+
 
 def constructor_args(local_variables):
     """A model constructor's arguments, from its `locals()` at the top of `__init__`."""
     return {k: v for k, v in local_variables.items() if k not in ("self", "kwargs", "name", "__class__")}
 
 
-def check_common_args(num_classes, input_shape, ranks, dropout, include_top, pooling):
-    """Validates the arguments every model of the family takes."""
-    if include_top and not (isinstance(num_classes, int) and num_classes >= 1):
-        raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+def check_input_shape(input_shape, ranks):
+    """Validates a backbone's `input_shape`; returns it as a tuple."""
     shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
     if shape is None or len(shape) not in ranks or shape[-1] is None:
         dims = " or ".join(f"{r}" for r in ranks)
@@ -46,27 +62,24 @@ def check_common_args(num_classes, input_shape, ranks, dropout, include_top, poo
         )
     if any(d is not None and (not isinstance(d, int) or d < 1) for d in shape):
         raise ValueError(f"`input_shape` entries must be positive ints or None. Received: input_shape={input_shape!r}")
-    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    if pooling not in POOLINGS:
-        raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
     return shape
 
 
-def classification_head(x, num_classes, dropout, include_top, pooling, classifier_activation, dtype):
-    """Global pooling → dropout → dense classifier, or features when `include_top=False`."""
-    three_d = len(x.shape) == 5
-    if include_top or pooling == "avg":
-        layer = keras.layers.GlobalAveragePooling3D if three_d else keras.layers.GlobalAveragePooling2D
-        x = layer(name="pool", dtype=dtype)(x)
-    elif pooling == "max":
-        layer = keras.layers.GlobalMaxPooling3D if three_d else keras.layers.GlobalMaxPooling2D
-        x = layer(name="pool", dtype=dtype)(x)
-    if include_top:
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout", dtype=dtype)(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="classifier", dtype=dtype)(x)
-    return x
+class Pyramid(dict):
+    """Stage outputs keyed `P{level}`, the level being log2 of the spatial stride so far."""
+
+    def __init__(self):
+        super().__init__()
+        self.level = 0
+
+    def downsample(self, strides):
+        """Counts a stage's spatial stride (an int, or `(t, h, w)` for clips)."""
+        spatial = strides[-1] if isinstance(strides, (list, tuple)) else strides
+        self.level += {1: 0, 2: 1}[spatial]
+
+    def record(self, x):
+        if self.level >= 2:
+            self[f"P{self.level}"] = x
 
 
 def conv_bn(x, filters, kernel, strides, name, dtype, num_fibers=1, activation="relu", synchronized_bn=False):

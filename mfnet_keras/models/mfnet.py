@@ -4,14 +4,7 @@ import keras
 
 from mfnet_keras.layers import MultiFiberUnit
 from mfnet_keras.layers.blocks import batch_norm
-from mfnet_keras.models.base import (
-    ArchitectureModel,
-    check_common_args,
-    classification_head,
-    constructor_args,
-    conv_bn,
-    stem_max_pool,
-)
+from mfnet_keras.models.base import Backbone, Pyramid, check_input_shape, constructor_args, conv_bn, stem_max_pool
 
 # Stage names, as in the released checkpoints, and the paper's Table 2.
 STAGE_NAMES = ("conv2", "conv3", "conv4", "conv5")
@@ -27,57 +20,48 @@ def _stage_strides(index, three_d):
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
-class MFNet(ArchitectureModel):
-    """Multi-Fiber Network (Chen et al., ECCV 2018, Table 2).
+class MFNetBackbone(Backbone):
+    """Multi-Fiber Network backbone (Chen et al., ECCV 2018, Table 2).
 
     The input rank picks the variant: `(T, H, W, 3)` builds the 3D MF-Net for
     clips, `(H, W, 3)` the 2D MF-Net for images. Any clip length and size
-    works (e.g. 8×112×112); global average pooling replaces the paper's fixed
-    8×7×7 pool. Layer and weight names follow the released PyTorch
+    works (e.g. 8×112×112). The output is the last feature map; `VideoClassifier`
+    adds the pooling and the classifier (global average pooling replaces the
+    paper's fixed 8×7×7 pool). Layer and weight names follow the released PyTorch
     checkpoints one to one: the Keras weight `conv2.B01/conv_m1/conv/kernel`
     is the checkpoint tensor `conv2.B01.conv_m1.conv.weight`.
 
     Stem: conv 3×5×5 (2D: 5×5), stride (1, 2, 2), `stem_filters` channels →
     BN → ReLU → max-pool 1×3×3 stride (1, 2, 2). Then four stages of
-    `MultiFiberUnit`s (`stage_depths` units of `stage_filters` channels), a
-    final BN → ReLU, global pooling and the classifier.
+    `MultiFiberUnit`s (`stage_depths` units of `stage_filters` channels) and a
+    final BN → ReLU. `pyramid_outputs` holds the outputs of conv2…conv5 as
+    P2…P5.
 
     Args:
-        num_classes: classifier outputs (logits unless `classifier_activation`).
         input_shape: `(T, H, W, C)` or `(H, W, C)`; entries other than C may be None.
         num_fibers: fibers N per unit (paper: 16). Stem and stage widths must
             be divisible by it.
         multiplexer: include the multiplexers (False: the paper's ablation).
         stem_filters, stage_filters, stage_depths: the architecture table.
-        dropout: dropout rate before the classifier.
-        include_top: include pooling and classifier; if False, `pooling`
-            decides what comes out (None: the last feature map).
-        pooling: None, "avg" or "max", used when `include_top=False`.
-        classifier_activation: e.g. "softmax"; None returns logits.
         synchronized_bn: synchronise BatchNorm across replicas.
         dtype: dtype policy of every layer (e.g. "mixed_float16").
     """
 
     def __init__(
         self,
-        num_classes=400,
         input_shape=(16, 224, 224, 3),
         num_fibers=16,
         multiplexer=True,
         stem_filters=16,
         stage_filters=STAGE_FILTERS,
         stage_depths=STAGE_DEPTHS,
-        dropout=0.0,
-        include_top=True,
-        pooling=None,
-        classifier_activation=None,
         synchronized_bn=False,
         dtype=None,
         name="mfnet",
         **kwargs,
     ):
         init_args = constructor_args(locals())
-        shape = check_common_args(num_classes, input_shape, (3, 4), dropout, include_top, pooling)
+        shape = check_input_shape(input_shape, (3, 4))
         stage_filters, stage_depths = tuple(stage_filters), tuple(stage_depths)
         if len(stage_filters) != len(STAGE_NAMES) or len(stage_depths) != len(STAGE_NAMES):
             raise ValueError(
@@ -102,8 +86,12 @@ class MFNet(ArchitectureModel):
             synchronized_bn=synchronized_bn,
         )
         x = stem_max_pool(x, dtype)
+        pyramid = Pyramid()
+        pyramid.downsample(2)
+        pyramid.downsample(2)
 
         for index, (stage, filters, depth) in enumerate(zip(STAGE_NAMES, stage_filters, stage_depths)):
+            pyramid.downsample(_stage_strides(index, three_d))
             for unit in range(depth):
                 first = unit == 0
                 x = MultiFiberUnit(
@@ -116,7 +104,8 @@ class MFNet(ArchitectureModel):
                     name=f"{stage}.B{unit + 1:02d}",
                     dtype=dtype,
                 )(x)
+            pyramid.record(x)
         x = batch_norm("tail.bn", synchronized_bn, dtype=dtype)(x)
         x = keras.layers.ReLU(name="tail.relu", dtype=dtype)(x)
-        outputs = classification_head(x, num_classes, dropout, include_top, pooling, classifier_activation, dtype)
-        self._init_model(inputs, outputs, name, init_args, **kwargs)
+        pyramid.record(x)
+        self._init_model(inputs, x, pyramid, name, init_args, **kwargs)

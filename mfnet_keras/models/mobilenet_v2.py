@@ -5,9 +5,9 @@ import keras
 from mfnet_keras.layers import Multiplexer
 from mfnet_keras.layers.blocks import batch_norm
 from mfnet_keras.models.base import (
-    ArchitectureModel,
-    check_common_args,
-    classification_head,
+    Backbone,
+    Pyramid,
+    check_input_shape,
     constructor_args,
     conv_bn,
 )
@@ -31,7 +31,7 @@ def make_divisible(value, divisor=8):
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
-class MobileNetV2(ArchitectureModel):
+class MobileNetV2Backbone(Backbone):
     """MobileNet-v2 (Sandler et al.), optionally with multi-fiber blocks.
 
     The standard network (`multi_fiber=False`) matches
@@ -54,28 +54,23 @@ class MobileNetV2(ArchitectureModel):
         multi_fiber: use the multi-fiber blocks described above.
         num_fibers, last_num_fibers: fibers of the projections and of the
             final 1×1 conv (multi-fiber only).
-        Others: as for `MFNet`.
+        Others: as for `MFNetBackbone`.
     """
 
     def __init__(
         self,
-        num_classes=1000,
         input_shape=(224, 224, 3),
         alpha=1.4,
         multi_fiber=False,
         num_fibers=2,
         last_num_fibers=4,
-        dropout=0.0,
-        include_top=True,
-        pooling=None,
-        classifier_activation=None,
         synchronized_bn=False,
         dtype=None,
         name="mobilenet_v2",
         **kwargs,
     ):
         init_args = constructor_args(locals())
-        shape = check_common_args(num_classes, input_shape, (3,), dropout, include_top, pooling)
+        shape = check_input_shape(input_shape, (3,))
         if not (isinstance(alpha, (int, float)) and alpha > 0):
             raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
         fibers = num_fibers if multi_fiber else 1
@@ -84,8 +79,11 @@ class MobileNetV2(ArchitectureModel):
         inputs = keras.Input(shape=shape, name="image")
         channels = make_divisible(32 * alpha)
         x = conv_bn(inputs, channels, 3, 2, "conv1", dtype, activation="relu6", synchronized_bn=sync)
+        pyramid = Pyramid()
+        pyramid.downsample(2)
         index = 0
         for expansion, base, repeats, first_stride in INVERTED_RESIDUAL_STAGES:
+            pyramid.downsample(first_stride)
             filters = make_divisible(base * alpha)
             for repeat in range(repeats):
                 strides = first_stride if repeat == 0 else 1
@@ -116,6 +114,7 @@ class MobileNetV2(ArchitectureModel):
                     h = keras.layers.Add(name=f"{name_}.add", dtype=dtype)([x, h])
                 x, channels = h, filters
                 index += 1
+            pyramid.record(x)
         last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         x = conv_bn(
             x,
@@ -128,5 +127,5 @@ class MobileNetV2(ArchitectureModel):
             activation="relu6",
             synchronized_bn=sync,
         )
-        outputs = classification_head(x, num_classes, dropout, include_top, pooling, classifier_activation, dtype)
-        self._init_model(inputs, outputs, name, init_args, **kwargs)
+        pyramid.record(x)
+        self._init_model(inputs, x, pyramid, name, init_args, **kwargs)

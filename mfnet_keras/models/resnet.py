@@ -5,9 +5,9 @@ import keras
 from mfnet_keras.layers import MultiFiberUnit
 from mfnet_keras.layers.blocks import batch_norm
 from mfnet_keras.models.base import (
-    ArchitectureModel,
-    check_common_args,
-    classification_head,
+    Backbone,
+    Pyramid,
+    check_input_shape,
     constructor_args,
     conv_bn,
     stem_max_pool,
@@ -17,8 +17,8 @@ BLOCKS = ("basic", "bottleneck", "multi_fiber")
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
-class ResNet(ArchitectureModel):
-    """ResNet-style image classifier with three kinds of residual block.
+class ResNetBackbone(Backbone):
+    """ResNet-style image backbone with three kinds of residual block.
 
     Stem: 7×7 conv stride 2 → BN → ReLU → 3×3 max-pool stride 2; then four
     stages, the first unit of stages 2–4 with stride 2.
@@ -36,12 +36,11 @@ class ResNet(ArchitectureModel):
         bottleneck_filters: middle width of each stage (bottleneck only).
         cardinality: groups of the bottleneck's 3×3 conv.
         num_fibers, multiplexer: multi-fiber blocks only.
-        Others: as for `MFNet`.
+        Others: as for `MFNetBackbone`.
     """
 
     def __init__(
         self,
-        num_classes=1000,
         input_shape=(224, 224, 3),
         block="basic",
         stage_filters=(64, 128, 256, 512),
@@ -51,17 +50,13 @@ class ResNet(ArchitectureModel):
         num_fibers=16,
         multiplexer=True,
         stem_filters=64,
-        dropout=0.0,
-        include_top=True,
-        pooling=None,
-        classifier_activation=None,
         synchronized_bn=False,
         dtype=None,
         name="resnet",
         **kwargs,
     ):
         init_args = constructor_args(locals())
-        shape = check_common_args(num_classes, input_shape, (3,), dropout, include_top, pooling)
+        shape = check_input_shape(input_shape, (3,))
         if block not in BLOCKS:
             raise ValueError(f"`block` must be one of {BLOCKS}. Received: block={block!r}")
         if block == "bottleneck" and (bottleneck_filters is None or len(bottleneck_filters) != len(stage_filters)):
@@ -74,8 +69,12 @@ class ResNet(ArchitectureModel):
         inputs = keras.Input(shape=shape, name="image")
         x = conv_bn(inputs, stem_filters, 7, 2, "conv1", dtype, synchronized_bn=sync)
         x = stem_max_pool(x, dtype)
+        pyramid = Pyramid()
+        pyramid.downsample(2)
+        pyramid.downsample(2)
         channels = stem_filters
         for stage, (filters, depth) in enumerate(zip(stage_filters, stage_depths)):
+            pyramid.downsample(2 if stage > 0 else 1)
             for unit in range(depth):
                 strides = 2 if unit == 0 and stage > 0 else 1
                 name_ = f"conv{stage + 2}.B{unit + 1:02d}"
@@ -109,8 +108,9 @@ class ResNet(ArchitectureModel):
                 x = keras.layers.Add(name=f"{name_}.add", dtype=dtype)([h, shortcut])
                 x = keras.layers.ReLU(name=f"{name_}.relu", dtype=dtype)(x)
                 channels = filters
+            pyramid.record(x)
         if block == "multi_fiber":
             x = batch_norm("tail.bn", sync, dtype=dtype)(x)
             x = keras.layers.ReLU(name="tail.relu", dtype=dtype)(x)
-        outputs = classification_head(x, num_classes, dropout, include_top, pooling, classifier_activation, dtype)
-        self._init_model(inputs, outputs, name, init_args, **kwargs)
+        pyramid.record(x)
+        self._init_model(inputs, x, pyramid, name, init_args, **kwargs)

@@ -1,12 +1,15 @@
-"""TensorFlow-only pieces of FiberConv's fast path.
+"""TensorFlow-only pieces of the model code: FiberConv's fast path and resizing to a size known at run time.
 
-This is the one place where model code calls TensorFlow directly: Keras's
+This is the one place where model code calls TensorFlow directly. Keras's
 `ops.conv` sends every grouped convolution through XLA on TensorFlow, which
 is many times slower on CPU, while TensorFlow's own grouped `conv2d` runs as a
 single oneDNN (or cuDNN) primitive. FiberConv uses it only on the TensorFlow
 backend and only where `grouped_conv2d_supported` says it works here; every
 other backend and case goes through `keras.ops`. Its explicit padding is
-`zero_pad`, for the reason given there.
+`zero_pad`, for the reason given there. `resize_bilinear` serves
+`VideoClassifierPreprocessor` when the frame size is unknown until run time (a
+SavedModel that takes clips of any size): `keras.ops.image.resize` needs a size
+known when the graph is built.
 """
 
 import functools
@@ -78,3 +81,10 @@ def _dims(x):
 
     dynamic = tf.shape(x)
     return [dynamic[i] if n is None else n for i, n in enumerate(x.shape)]
+
+
+def resize_bilinear(images, size):
+    """Antialiased bilinear resize of `[N, H, W, C]` to `size` (tensors allowed), as `keras.ops.image.resize`."""
+    import tensorflow as tf
+
+    return tf.image.resize(images, size, method="bilinear", antialias=True)

@@ -1,0 +1,176 @@
+"""`VideoClassifier`: a backbone with its preprocessing, pooling and classifier, as one Keras model."""
+
+import keras
+from keras import ops
+
+from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
+
+POOLINGS = ("avg", "max")
+
+
+@keras.saving.register_keras_serializable(package="mfnet_keras")
+class MergeFrames(keras.layers.Layer):
+    """`[batch, T, H, W, C]` → `[batch × T, H, W, C]`: a 2D backbone sees every frame as an image."""
+
+    def call(self, clips):
+        return ops.reshape(clips, (-1, *clips.shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None or input_shape[1] is None else input_shape[0] * input_shape[1]
+        return (batch, *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="mfnet_keras")
+class SplitFrames(keras.layers.Layer):
+    """`[batch × T, h, w, C]` → `[batch, T, h, w, C]`, undoing `MergeFrames`."""
+
+    def __init__(self, frames, **kwargs):
+        super().__init__(**kwargs)
+        self.frames = frames
+
+    def call(self, features):
+        return ops.reshape(features, (-1, self.frames, *features.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.frames, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "frames": self.frames}
+
+
+@keras.saving.register_keras_serializable(package="mfnet_keras")
+class VideoClassifier(keras.Model):
+    """Classifies raw RGB clips with any backbone of the family.
+
+    `classifier(clips)` and `classifier.predict(clips)` take `[batch, T, H, W, 3]`
+    clips, uint8 or float in [0, 255], of any H and W; the preprocessor inside
+    resizes, centre-crops and normalises them as evaluation does. A 2D backbone
+    runs on every frame and the features are averaged over the frames. Then
+    global pooling, dropout and the `classifier` Dense layer (logits unless
+    `activation`). Weight names are the backbone's plus `classifier/kernel` and
+    `classifier/bias`: the released checkpoints' `classifier.weight` and `.bias`.
+
+    Args:
+        backbone: a `Backbone` (e.g. `MFNetBackbone`).
+        num_classes: classifier outputs.
+        preprocessor: a `VideoClassifierPreprocessor`; default: clips of the
+            backbone's input size (one frame for a 2D backbone).
+        class_names: a name per class, saved with the model (default "0", "1", …).
+        pooling: "avg" or "max" over time and space.
+        dropout: rate before the classifier.
+        activation: of the classifier, e.g. "softmax"; None gives logits.
+        head_dtype: dtype policy of the pooling and the classifier (default:
+            the backbone's).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        class_names=None,
+        pooling="avg",
+        dropout=0.0,
+        activation=None,
+        head_dtype=None,
+        **kwargs,
+    ):
+        if not (isinstance(num_classes, int) and num_classes >= 1):
+            raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        class_names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"`class_names` needs one name per class ({num_classes}). Received: {len(class_names)} names"
+            )
+        shape = tuple(backbone.input_shape[1:])
+        two_d = len(shape) == 3
+        if preprocessor is None:
+            preprocessor = VideoClassifierPreprocessor(
+                clip_length=1 if two_d else shape[0], crop_size=shape[-2] or 224, name="preprocessor"
+            )
+        frames = preprocessor.clip_length
+        dtype = head_dtype or backbone.get_config().get("dtype")
+
+        inputs = keras.Input((frames, None, None, 3), name="clips")
+        x = preprocessor(inputs)
+        if two_d:
+            x = SplitFrames(frames, name="split_frames")(backbone(MergeFrames(name="merge_frames")(x)))
+        else:
+            x = backbone(x)
+        pool = keras.layers.GlobalAveragePooling3D if pooling == "avg" else keras.layers.GlobalMaxPooling3D
+        x = pool(name="pool", dtype=dtype)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="dropout", dtype=dtype)(x)
+        outputs = keras.layers.Dense(num_classes, activation=activation, name="classifier", dtype=dtype)(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.backbone, self.preprocessor = backbone, preprocessor
+        self.num_classes, self.class_names = num_classes, class_names
+        self.pooling, self.dropout, self.activation, self.head_dtype = pooling, dropout, activation, head_dtype
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "pooling": self.pooling,
+            "dropout": self.dropout,
+            "activation": self.activation,
+            "head_dtype": self.head_dtype,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        return cls(**config)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Keras `compile` with defaults for fine-tuning: AdamW 1e-4, sparse cross-entropy on the
+        logits (on the probabilities with `activation="softmax"`), accuracy and top-5 accuracy."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(1e-4)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.activation != "softmax")
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            if self.num_classes > 5:
+                metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded `.keras` file with its saved optimizer, loss and metrics (Keras skips
+        models that override `compile` unless they define this)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @classmethod
+    def from_preset(cls, handle, num_classes=None, class_names=None, load_weights=True, **kwargs):
+        """A classifier from a preset: a registered name (`presets.list_presets()`), a preset folder,
+        a `.pth` checkpoint, an `http(s)://` URL (`sha256=` to verify), `hf://` or `kaggle://`.
+
+        A `num_classes` other than the preset's replaces the classifier (random) and keeps the rest.
+        `kwargs`: `clip_length`, `crop_size`, `mean`, `std`, `frame_interval` (the preprocessor),
+        `dropout`, `pooling`, `activation`, `sha256`, and backbone arguments (`dtype`,
+        `synchronized_bn`, `num_fibers`, ...).
+        """
+        from mfnet_keras.models import presets
+
+        return presets.load_classifier(
+            handle, num_classes=num_classes, class_names=class_names, load_weights=load_weights, **kwargs
+        )
+
+    def save_to_preset(self, folder):
+        """Writes a preset folder in keras-hub's layout: `config.json` and `model.weights.h5` (the
+        backbone), `task.json` and `task.weights.h5` (the head), `preprocessor.json`, `metadata.json`."""
+        from mfnet_keras.models import presets
+
+        presets.save_classifier(self, folder)
