@@ -1,7 +1,12 @@
 """Exports a `VideoClassifier` as a TensorFlow SavedModel with serving signatures (and as `.keras`).
 
-    python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME
-    export(weights, out)  # the same, from Python; weights: .keras or any preset handle
+    python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME [--format litert]
+    export(weights, out, format)  # the same, from Python; weights: .keras or any preset handle
+
+`--format litert | onnx | openvino` writes `model.tflite`, `model.onnx` or
+`model.xml` through Keras's `model.export`, with `classifier.json` (class names,
+preprocessing) beside it: see `export_runtime`. The rest of this text is about
+the default, `tf_saved_model`.
 
 The classifier carries its preprocessing (resize, centre crop, normalisation)
 and class names, so nothing else is read. Signatures (all return `logits`,
@@ -139,24 +144,76 @@ def export_saved_model(model, out_dir):
 
 
 class ExportError(Exception):
-    """A classifier that cannot be read: one line, exit code 2."""
+    """A classifier that cannot be read or a format whose tools are missing: one line, exit code 2."""
 
 
-def export(weights, out):
-    """Exports the classifier at `weights` (a `.keras` file or any preset handle) to the SavedModel
-    folder `out`, with a copy as `out/model.keras`; returns `{"saved_model", "keras", "signatures"}`.
+FORMATS = ("tf_saved_model", "litert", "onnx", "openvino")
+# What each format needs beyond TensorFlow, as (module, pip package); `pip install 'mfnet-keras[export]'` has all.
+_NEEDS = {
+    "litert": (("ai_edge_litert", "ai-edge-litert"),),
+    "onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")),
+    "openvino": (("openvino", "openvino"), ("scipy", "scipy")),
+}
+ARTEFACTS = {"litert": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
+SIDECAR = "classifier.json"
 
-    Class names and preprocessing come from the classifier itself.
+
+def _check_tools(format):
+    import importlib
+
+    for module, package in _NEEDS.get(format, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ExportError(
+                f"--format {format} needs {package}: pip install {package} (or 'mfnet-keras[export]')"
+            ) from error
+
+
+def export_runtime(model, out_dir, format):
+    """Writes `out_dir/model.{tflite,onnx,xml}` with Keras's `model.export`, and `classifier.json`
+    (class names and preprocessing); returns the artefact's path.
+
+    The artefact takes float32 clips `[batch, T, crop, crop, 3]` in [0, 255] (batch 1 for LiteRT):
+    the normalisation is inside, the resize and centre crop are the caller's (`predict` does them).
+    A fixed frame size keeps the graph to each runtime's built-in ops.
+    """
+    import tensorflow as tf
+
+    from mfnet_keras.files import write_json
+
+    pre = model.preprocessor
+    batch = 1 if format == "litert" else None
+    spec = tf.TensorSpec((batch, pre.clip_length, pre.crop_size, pre.crop_size, 3), tf.float32, name="clips")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, ARTEFACTS[format])
+    model.export(path, format=format, input_signature=[spec], verbose=False)
+    sidecar = {"format": format, "class_names": list(model.class_names), "preprocessor": pre.get_config()}
+    write_json(os.path.join(out_dir, SIDECAR), sidecar)
+    return path
+
+
+def export(weights, out, format="tf_saved_model"):
+    """Exports the classifier at `weights` (a `.keras` file or any preset handle) into the folder `out`.
+
+    `tf_saved_model`: the SavedModel with three signatures, and a copy as `out/model.keras`.
+    `litert`, `onnx`, `openvino`: `export_runtime`'s artefact and `classifier.json`.
+    Class names and preprocessing come from the classifier itself. Returns what was written.
     """
     from mfnet_keras import models
     from mfnet_keras.files import save_model
 
+    if format not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    _check_tools(format)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
     try:
         model = models.load_model(weights)
     except ValueError as error:  # PresetError and Keras's "not a model file" errors
         raise ExportError(f"{weights}: {error}") from error
+    if format != "tf_saved_model":
+        return {"format": format, "model": export_runtime(model, out, format)}
     export_saved_model(model, out)
     keras_path = os.path.join(out, "model.keras")
     save_model(model, keras_path)
@@ -166,17 +223,21 @@ def export(weights, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.export",
-        description="Export a trained model as a TensorFlow SavedModel with serving signatures, and as .keras.",
+        description="Export a trained classifier: a TensorFlow SavedModel with serving signatures (and .keras), "
+        "or a LiteRT, ONNX or OpenVINO model.",
     )
     parser.add_argument(
         "--weights", required=True, help="a classifier: .keras (e.g. runs/NAME/model.keras) or a preset folder"
     )
-    parser.add_argument("--out", required=True, help="output folder of the SavedModel")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--format", default="tf_saved_model", choices=FORMATS, help="what to write (default: tf_saved_model)"
+    )
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
     try:
-        result = export(args.weights, args.out)
+        result = export(args.weights, args.out, args.format)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,9 +1,12 @@
-"""Classifies video files with an exported SavedModel, a `.keras` classifier or a preset folder.
+"""Classifies video files with any exported model, a `.keras` classifier or a preset folder.
 
     python -m mfnet_keras.predict VIDEO [VIDEO ...] --model PATH [--clips 10] [--top-k 5] [--json]
     python -m mfnet_keras.predict LONG_VIDEO --model PATH --timeline 2
 
-Each of these carries its class names and preprocessing: nothing else is read.
+`--model` is chosen by what the path is: a SavedModel folder, a `.tflite`,
+`.onnx` or OpenVINO `.xml` file (or the folder `export --format` wrote), a
+`.keras` file or a preset folder. Each carries its class names and
+preprocessing: nothing else is read.
 Decodes each video with PyAV, samples `--clips` uniformly spaced clips over
 the whole video (short side resized, centre crop), averages their softmax and
 prints the top-k classes. `--timeline S` also prints the prediction of every
@@ -23,20 +26,86 @@ import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
+class RuntimeMissing(Exception):
+    """The runtime a model file needs is not installed: one line naming the pip package."""
+
+
+# Model file suffix → (format, module of its runtime, pip package).
+_RUNTIMES = {
+    ".tflite": ("litert", "ai_edge_litert", "ai-edge-litert"),
+    ".onnx": ("onnx", "onnxruntime", "onnxruntime"),
+    ".xml": ("openvino", "openvino", "openvino"),
+}
+
+
+def runtime_artefact(path):
+    """The LiteRT / ONNX / OpenVINO file `path` names (itself, or the one in an export folder), or None."""
+    from mfnet_keras.export import ARTEFACTS, SIDECAR
+
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, SIDECAR)):
+        with open(os.path.join(path, SIDECAR)) as f:
+            return os.path.join(path, ARTEFACTS[json.load(f)["format"]])
+    return path if os.path.splitext(path)[1] in _RUNTIMES else None
+
+
+def _runtime_logits(path):
+    """A function of float32 clips `[N, T, crop, crop, 3]` → logits, run by the file's own runtime."""
+    import importlib
+
+    format, module, package = _RUNTIMES[os.path.splitext(path)[1]]
+    try:
+        runtime = importlib.import_module(module)
+    except ImportError as error:
+        raise RuntimeMissing(f"{path} needs {package}: pip install {package}") from error
+    if format == "litert":
+        interpreter = importlib.import_module("ai_edge_litert.interpreter").Interpreter(path)
+        interpreter.allocate_tensors()
+        given, taken = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+        def one(clip):  # the LiteRT model takes a batch of 1
+            interpreter.set_tensor(given, clip[None])
+            interpreter.invoke()
+            return interpreter.get_tensor(taken)[0]
+
+        return lambda clips: np.stack([one(clip) for clip in clips])
+    if format == "onnx":
+        session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda clips: session.run(None, {name: clips})[0]
+    compiled = runtime.Core().compile_model(path, "CPU")
+    return lambda clips: compiled(clips)[0]
+
+
 class Classifier:
-    """A classifier to predict with: a SavedModel from `mfnet_keras.export`, a `.keras` file or a preset.
+    """A classifier to predict with: a SavedModel from `mfnet_keras.export`, a `.keras` file, a preset
+    folder, or a LiteRT / ONNX / OpenVINO model written by `export --format`.
 
     Each carries its class names and preprocessing; clips go in as uint8 frames
-    whose short side is `short_side`, and the model crops and normalises them.
+    whose short side is `short_side`. The Keras model and the SavedModel resize,
+    crop and normalise them inside; the fixed-size runtime models get the same
+    resize and crop here (`VideoClassifierPreprocessor.resize_and_crop`) and
+    normalise inside.
     """
 
     def __init__(self, path):
-        if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        self._keras = self._serve = self._runtime = None
+        artefact = runtime_artefact(path)
+        if artefact is not None:
+            from mfnet_keras.export import SIDECAR
+
+            with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:
+                sidecar = json.load(f)
+            from mfnet_keras.models import VideoClassifierPreprocessor
+
+            self._runtime = _runtime_logits(artefact)
+            self.class_names = sidecar["class_names"]
+            settings = sidecar["preprocessor"]
+            self._crop = VideoClassifierPreprocessor.from_config(settings).resize_and_crop
+        elif os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             import tensorflow as tf
 
             loaded = tf.saved_model.load(path)
             self._serve = loaded.signatures["serving_default"]
-            self._keras = None
             self.class_names = [n.decode() for n in loaded.class_names.numpy()]
             settings = {k: v.numpy() for k, v in loaded.preprocessing.items()}
         else:
@@ -44,16 +113,19 @@ class Classifier:
 
             self._keras = models.load_model(path)
             self.class_names = list(self._keras.class_names)
-            config = self._keras.preprocessor.get_config()
-            settings = {k: config[k] for k in ("clip_length", "crop_size", "short_side", "frame_interval")}
+            settings = self._keras.preprocessor.get_config()
         self.clip_length, self.crop_size = int(settings["clip_length"]), int(settings["crop_size"])
         self.short_side, self.frame_interval = int(settings["short_side"]), int(settings["frame_interval"])
 
     def probabilities(self, clips):
         """Softmax of a batch of uint8 clips `[N, T, H, W, 3]`."""
-        if self._keras is None:
+        if self._serve is not None:
             return self._serve(clips=clips)["probabilities"].numpy()
-        logits = np.asarray(self._keras.predict_on_batch(clips), np.float64)
+        if self._keras is not None:
+            logits = self._keras.predict_on_batch(clips)
+        else:  # the model's own resize and centre crop, here: the runtime model takes crop-sized clips
+            logits = self._runtime(np.ascontiguousarray(np.asarray(self._crop(clips), np.float32)))
+        logits = np.asarray(logits, np.float64)
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
 
@@ -143,7 +215,11 @@ def main(argv=None):
     from tfrecords_tools.video import VideoError
 
     import_tensorflow(args.verbose)
-    classifier = Classifier(args.model)
+    try:
+        classifier = Classifier(args.model)
+    except RuntimeMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     failed = False
     for path in args.videos:
         try:

@@ -150,3 +150,18 @@ def test_layer_contract(cls, kwargs, tmp_path):
 def test_bad_arguments(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_frame_max_pooling_equals_a_3d_pool_and_keeps_its_config(tmp_path):
+    from mfnet_keras.layers import FrameMaxPooling
+
+    x = RNG.standard_normal((2, 3, 11, 12, 4)).astype("float32")
+    for padding in ("valid", "same"):
+        layer = FrameMaxPooling(3, strides=2, padding=padding)
+        want = keras.layers.MaxPooling3D((1, 3, 3), strides=(1, 2, 2), padding=padding)(x)
+        np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(want))
+        assert layer.compute_output_shape(x.shape) == tuple(want.shape)
+        assert_config_matches_args(layer, {"pool_size": 3, "strides": 2, "padding": padding})
+    assert_keras_round_trip(tmp_path, [(wrap_layer(FrameMaxPooling(), x.shape), x)])
+    with pytest.raises(ValueError, match="Received: padding='full'"):
+        FrameMaxPooling(padding="full")

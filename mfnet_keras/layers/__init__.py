@@ -2,6 +2,7 @@
 
 from mfnet_keras.layers.blocks import BNActConv, MultiFiberUnit, Multiplexer
 from mfnet_keras.layers.fiber_conv import FiberConv
+from mfnet_keras.layers.pooling import FrameMaxPooling
 from mfnet_keras.layers.tree import walk_layers
 
-__all__ = ["BNActConv", "FiberConv", "Multiplexer", "MultiFiberUnit", "walk_layers"]
+__all__ = ["BNActConv", "FiberConv", "FrameMaxPooling", "Multiplexer", "MultiFiberUnit", "walk_layers"]

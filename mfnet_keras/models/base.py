@@ -2,7 +2,7 @@
 
 import keras
 
-from mfnet_keras.layers import FiberConv
+from mfnet_keras.layers import FiberConv, FrameMaxPooling
 from mfnet_keras.layers.blocks import batch_norm
 
 
@@ -107,11 +107,8 @@ def stem_max_pool(x, dtype):
     Zero padding equals PyTorch's -inf padding here because the input comes
     straight from a ReLU.
     """
-    if len(x.shape) == 5:
-        # TensorFlow has no float16 MaxPool3D kernel on CPU: pool in float32 there.
-        policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
-        pool_dtype = "float32" if policy.compute_dtype == "float16" else dtype
+    if len(x.shape) == 5:  # a 2D pool of every frame: a built-in op of every runtime (LiteRT has no 3D pool)
         x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1.pad", dtype=dtype)(x)
-        return keras.layers.MaxPooling3D((1, 3, 3), strides=(1, 2, 2), name="pool1", dtype=pool_dtype)(x)
+        return FrameMaxPooling(3, strides=2, name="pool1", dtype=dtype)(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1.pad", dtype=dtype)(x)
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)

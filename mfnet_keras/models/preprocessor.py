@@ -67,6 +67,16 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         self.mean, self.std, self.frame_interval = mean, std, frame_interval
 
     def call(self, clips):
+        x = self.resize_and_crop(clips)
+        scale = ops.convert_to_tensor([1 / (255 * s) for s in self.std], "float32")
+        offset = ops.convert_to_tensor([-m / s for m, s in zip(self.mean, self.std)], "float32")
+        return x * scale + offset
+
+    def resize_and_crop(self, clips):
+        """What `call` does before normalising: float32 `[batch, T, crop, crop, 3]` in [0, 255].
+
+        Runtimes that take crop-sized clips (`export --format litert`) are fed this.
+        """
         x = ops.cast(clips, "float32")
         height, width = ops.shape(x)[2], ops.shape(x)[3]
         if _is_int(height) and _is_int(width):
@@ -75,10 +85,7 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         else:
             already = ops.logical_and(ops.equal(height, self.crop_size), ops.equal(width, self.crop_size))
             x = ops.cond(already, lambda: x, lambda: self._resize_and_crop(x))
-        x = ops.reshape(x, (-1, self.clip_length, self.crop_size, self.crop_size, 3))
-        scale = ops.convert_to_tensor([1 / (255 * s) for s in self.std], "float32")
-        offset = ops.convert_to_tensor([-m / s for m, s in zip(self.mean, self.std)], "float32")
-        return x * scale + offset
+        return ops.reshape(x, (-1, self.clip_length, self.crop_size, self.crop_size, 3))
 
     def _resize_and_crop(self, x):
         """Short side to `short_side` (never below the crop), then the centre crop."""

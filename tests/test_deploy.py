@@ -1,0 +1,116 @@
+"""Export to LiteRT, ONNX and OpenVINO: each artefact reloaded by its own runtime alone in a fresh process, and
+`predict` with every format."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from test_case import build
+
+from mfnet_keras import export, predict
+from tfrecords_tools.video import write_video
+
+NAMES = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
+TINY = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32], "stage_depths": [1, 1, 1, 1]}
+RUNTIME_FORMATS = ("litert", "onnx", "openvino")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small classifier with random weights and non-trivial BatchNorm statistics, in every format."""
+    root = tmp_path_factory.mktemp("deploy")
+    model = build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3), class_names=NAMES, **TINY)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if weight.path.endswith("moving_mean"):
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+        elif weight.path.endswith("moving_variance"):
+            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype("float32"))
+    model.save(root / "model.keras")
+    paths = {"keras": str(root / "model.keras"), "tf_saved_model": str(root / "tf_saved_model")}
+    for format in ("tf_saved_model", *RUNTIME_FORMATS):
+        result = export.export(paths["keras"], str(root / format), format)
+        paths[format] = os.path.dirname(result["model"]) if "model" in result else result["saved_model"]
+    return model, paths, root
+
+
+def test_each_runtime_alone_gives_the_keras_outputs(exported):
+    model, paths, root = exported
+    clips = np.random.default_rng(1).integers(0, 256, (2, 4, 32, 32, 3)).astype("float32")
+    np.save(root / "clips.npy", clips)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        clips = np.load({str(root / "clips.npy")!r})
+        out = {{}}
+        from ai_edge_litert.interpreter import Interpreter  # no Flex delegate: built-in ops only
+        interpreter = Interpreter({os.path.join(paths["litert"], "model.tflite")!r})
+        interpreter.allocate_tensors()
+        ops = sorted({{op["op_name"] for op in interpreter._get_ops_details()}})
+        rows = []
+        for clip in clips:
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], clip[None])
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].tolist())
+        out["litert"], out["litert_ops"] = rows, ops
+        import onnxruntime
+        session = onnxruntime.InferenceSession({os.path.join(paths["onnx"], "model.onnx")!r})
+        out["onnx"] = session.run(None, {{session.get_inputs()[0].name: clips}})[0].tolist()
+        import openvino
+        compiled = openvino.Core().compile_model(
+            {os.path.join(paths["openvino"], "model.xml")!r}, "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}}
+        )
+        out["openvino"] = compiled(clips)[0].tolist()
+        out["loaded"] = sorted(m for m in ("tensorflow", "keras", "mfnet_keras") if m in sys.modules)
+        print(json.dumps(out))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["loaded"] == []  # each runtime alone
+    assert not [op for op in got["litert_ops"] if "FLEX" in op.upper()], got["litert_ops"]
+    want = np.asarray(model(clips, training=False))
+    for format in RUNTIME_FORMATS:
+        error = np.abs(np.array(got[format]) - want).max() / np.abs(want).max()
+        assert error <= 1e-4, (format, error)
+    sidecar = json.loads((root / "onnx" / export.SIDECAR).read_text())
+    assert sidecar["class_names"] == NAMES and sidecar["preprocessor"]["crop_size"] == 32
+
+
+def test_predict_gives_the_same_answer_with_every_format(exported, tmp_path, capsys):
+    _, paths, _ = exported
+    video = str(tmp_path / "v.mp4")
+    write_video(video, np.random.default_rng(2).integers(0, 256, (20, 40, 52, 3)).astype("uint8"), fps=10)
+    answers = {}
+    for format, path in paths.items():
+        assert predict.main([video, "--model", path, "--clips", "2", "--json"]) == 0, format
+        answers[format] = json.loads(capsys.readouterr().out)["top_k"]
+    labels = {format: [item["label"] for item in top] for format, top in answers.items()}
+    assert all(top == labels["keras"] for top in labels.values()), labels
+    for format, top in answers.items():
+        # OpenVINO runs at its default precision, bf16 on a CPU that has it; the others in float32.
+        tolerance = 5e-3 if format == "openvino" else 1e-4
+        got, want = [t["probability"] for t in top], [t["probability"] for t in answers["keras"]]
+        np.testing.assert_allclose(got, want, atol=tolerance, err_msg=format)
+
+
+def test_a_missing_runtime_or_exporter_is_one_line(exported, tmp_path, monkeypatch, capsys):
+    _, paths, _ = exported
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    assert predict.main(["any.mp4", "--model", paths["onnx"]]) == 2
+    assert capsys.readouterr().err == f"error: {paths['onnx']}/model.onnx needs onnxruntime: pip install onnxruntime\n"
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    assert export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), "--format", "onnx"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --format onnx needs tf2onnx: pip install tf2onnx (or 'mfnet-keras[export]')\n"
+    )
