@@ -187,7 +187,10 @@ def export_runtime(model, out_dir, format):
     spec = tf.TensorSpec((batch, pre.clip_length, pre.crop_size, pre.crop_size, 3), tf.float32, name="clips")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, ARTEFACTS[format])
-    model.export(path, format=format, input_signature=[spec], verbose=False)
+    options = {}
+    if format == "litert":  # built-in ops only: Keras would otherwise allow Flex ops, which LiteRT cannot run
+        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    model.export(path, format=format, input_signature=[spec], verbose=False, **options)
     sidecar = {"format": format, "class_names": list(model.class_names), "preprocessor": pre.get_config()}
     write_json(os.path.join(out_dir, SIDECAR), sidecar)
     return path
