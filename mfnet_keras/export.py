@@ -180,7 +180,7 @@ def export_runtime(model, out_dir, format):
     """
     import tensorflow as tf
 
-    from mfnet_keras.files import write_json
+    from mfnet_keras.files import remove_empty_partial, write_json
 
     pre = model.preprocessor
     batch = 1 if format == "litert" else None
@@ -193,6 +193,7 @@ def export_runtime(model, out_dir, format):
     model.export(path, format=format, input_signature=[spec], verbose=False, **options)
     sidecar = {"format": format, "class_names": list(model.class_names), "preprocessor": pre.get_config()}
     write_json(os.path.join(out_dir, SIDECAR), sidecar)
+    remove_empty_partial(out_dir)
     return path
 
 

@@ -33,6 +33,13 @@ def replacing(path):
             os.remove(tmp)
 
 
+def remove_empty_partial(folder):
+    """Removes `folder/.partial/` once nothing is left in it, so a finished output folder holds its files only."""
+    partial = os.path.join(folder, PARTIAL)
+    if os.path.isdir(partial) and not os.listdir(partial):
+        os.rmdir(partial)
+
+
 def write_text(path, text):
     with replacing(path) as tmp, open(tmp, "w") as f:
         f.write(text)

@@ -83,6 +83,7 @@ def test_each_runtime_alone_gives_the_keras_outputs(exported):
     for format in RUNTIME_FORMATS:
         error = np.abs(np.array(got[format]) - want).max() / np.abs(want).max()
         assert error <= 1e-4, (format, error)
+    assert sorted(os.listdir(paths["openvino"])) == ["classifier.json", "model.bin", "model.xml"]
     sidecar = json.loads((root / "onnx" / export.SIDECAR).read_text())
     assert sidecar["class_names"] == NAMES and sidecar["preprocessor"]["crop_size"] == 32
 

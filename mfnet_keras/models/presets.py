@@ -539,19 +539,19 @@ def _metadata(model):
 
 
 def save_backbone(backbone, folder):
-    from mfnet_keras.files import save_model
+    from mfnet_keras.files import remove_empty_partial, save_model
 
     os.makedirs(folder, exist_ok=True)
     _write_json(folder, "config.json", keras.saving.serialize_keras_object(backbone))
     save_model(backbone, os.path.join(folder, "model.weights.h5"))
     _write_json(folder, "metadata.json", _metadata(backbone))
-    _remove_empty_partial(folder)
+    remove_empty_partial(folder)
 
 
 def save_classifier(model, folder):
     import h5py
 
-    from mfnet_keras.files import replacing
+    from mfnet_keras.files import remove_empty_partial, replacing
 
     save_backbone(model.backbone, folder)
     _write_json(folder, "preprocessor.json", keras.saving.serialize_keras_object(model.preprocessor))
@@ -560,13 +560,4 @@ def save_classifier(model, folder):
             f[weight.path] = keras.ops.convert_to_numpy(weight)
     _write_json(folder, "task.json", keras.saving.serialize_keras_object(model))
     _write_json(folder, "metadata.json", _metadata(model))
-    _remove_empty_partial(folder)
-
-
-def _remove_empty_partial(folder):
-    """The folder `files.replacing` writes through, gone once empty: a preset folder holds its files only."""
-    from mfnet_keras.files import PARTIAL
-
-    partial = os.path.join(folder, PARTIAL)
-    if os.path.isdir(partial) and not os.listdir(partial):
-        os.rmdir(partial)
+    remove_empty_partial(folder)
