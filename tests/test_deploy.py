@@ -3,12 +3,12 @@
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from commands import run_without_project
 from test_case import build
 
 from mfnet_keras import export, predict
@@ -70,13 +70,7 @@ def test_each_runtime_alone_gives_the_keras_outputs(exported):
         print(json.dumps(out))
         """
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd="/"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = run_without_project(script)
     assert got["loaded"] == []  # each runtime alone
     assert not [op for op in got["litert_ops"] if "FLEX" in op.upper()], got["litert_ops"]
     want = np.asarray(model(clips, training=False))

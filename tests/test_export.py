@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from commands import run_without_project
 from test_case import build
 from video_files import write_noise_video
 
@@ -61,13 +62,7 @@ def test_every_signature_after_a_fresh_process_reload(exported):
         print(json.dumps(result))
         """
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd="/"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = run_without_project(script)
     assert got["labels"] == NAMES
     want = np.asarray(model(clips, training=False))
     np.testing.assert_allclose(got["large"]["logits"], np.asarray(model(large, training=False)), atol=1e-5)
@@ -214,11 +209,7 @@ def test_signatures_check_their_input_and_never_crash(exported):
         print(json.dumps(results))
         """
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]  # a crash would end the process
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = run_without_project(script, timeout=600)  # a crash would end the process
     for case, shape in (("rank", "2 32 32 3"), ("length", "2 3 32 32 3")):
         assert got[case][0] == "error"
         assert f"clips must be uint8 [batch, 4, height, width, 3]; got shape] [{shape}]" in got[case][1], got[case]
