@@ -18,6 +18,7 @@ A handle for `from_preset` is one of:
 
 import datetime
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -284,7 +285,7 @@ def _hub_folder(handle):
     scheme, rest = handle.split("://", 1)
     package = {"hf": "huggingface_hub", "kaggle": "kagglehub"}[scheme]
     try:
-        module = __import__(package)
+        module = importlib.import_module(package)
     except ImportError as error:
         raise PresetError(f"{handle}: {scheme}:// presets need {package}: pip install {package}") from error
     try:
@@ -301,12 +302,10 @@ def resolve(handle, sha256=None):
     """`("folder", path)`, `("pth", path)` or `("registered", name)` for a handle (see the module doc)."""
     handle = os.fspath(handle)
     if handle.startswith(("http://", "https://")):
+        if not handle.endswith((".pth", *ARCHIVES)):
+            raise PresetError(f"{handle}: a URL must end in .pth or {', '.join(ARCHIVES)}")
         path = _download(handle, sha256)
-        if handle.endswith(".pth"):
-            return "pth", path
-        if handle.endswith(ARCHIVES):
-            return "folder", _extract(path)
-        raise PresetError(f"{handle}: a URL must end in .pth or {', '.join(ARCHIVES)}")
+        return ("pth", path) if handle.endswith(".pth") else ("folder", _extract(path))
     if handle.startswith(("hf://", "kaggle://")):
         return "folder", _hub_folder(handle)
     if os.path.isdir(handle):
