@@ -331,10 +331,15 @@ def _read_json(folder, name):
         return json.load(f)
 
 
+def _clip_size(input_shape):
+    """The preprocessor's clip length and crop size for a backbone input shape (a 2D backbone: one frame)."""
+    return {"clip_length": 1 if len(input_shape) == 3 else input_shape[0], "crop_size": input_shape[-2]}
+
+
 def _parts_of_entry(entry):
     """`(backbone class name, backbone config, preprocessor config, head config)` of a table entry."""
     shape = entry["input_shape"]
-    pre = {"clip_length": 1 if len(shape) == 3 else shape[0], "crop_size": shape[-2], **entry.get("preprocessing", {})}
+    pre = {**_clip_size(shape), **entry.get("preprocessing", {})}
     head = {"name": entry["name"], "num_classes": entry["num_classes"], "class_names": class_names_of(entry)}
     return entry["backbone"], {**entry["args"], "input_shape": shape}, pre, head
 
@@ -348,8 +353,7 @@ def _parts_of_folder(folder):
         return backbone["class_name"], dict(backbone["config"]), dict(pre), config
     backbone = _read_json(folder, "config.json")
     pre = _read_json(folder, "preprocessor.json")
-    shape = backbone["config"].get("input_shape") or (16, 224, 224, 3)
-    pre_config = pre["config"] if pre else {"clip_length": 1 if len(shape) == 3 else shape[0], "crop_size": shape[-2]}
+    pre_config = pre["config"] if pre else _clip_size(backbone["config"]["input_shape"])
     return backbone["class_name"], dict(backbone["config"]), dict(pre_config), None
 
 
@@ -422,12 +426,12 @@ def _assemble(parts, num_classes, class_names, kwargs):
     return classifier, kept
 
 
-def _load_folder_weights(model, backbone, folder, head_kept):
-    backbone.load_weights(os.path.join(folder, "model.weights.h5"))
-    path = os.path.join(folder, HEAD_WEIGHTS)
-    if model is not None and head_kept and os.path.exists(path):
-        import h5py
+def _load_head_weights(model, folder):
+    """The classifier head's weights from `task.weights.h5`, when the folder has them."""
+    import h5py
 
+    path = os.path.join(folder, HEAD_WEIGHTS)
+    if os.path.exists(path):
         with h5py.File(path, "r") as f:
             for weight in _head_weights(model):
                 weight.assign(f[weight.path][()])
@@ -494,7 +498,9 @@ def load_classifier(handle, num_classes=None, class_names=None, load_weights=Tru
         parts = _parts_of_folder(where)
     classifier, kept = _assemble(parts, num_classes, class_names, kwargs)
     if load_weights and kind == "folder":
-        _load_folder_weights(classifier, classifier.backbone, where, kept)
+        classifier.backbone.load_weights(os.path.join(where, "model.weights.h5"))
+        if kept:
+            _load_head_weights(classifier, where)
     return classifier
 
 
@@ -504,14 +510,14 @@ def load_backbone(handle, load_weights=True, cls=None, **kwargs):
     pre_over, _, backbone_over = _split_overrides(dict(kwargs))
     kind, where = resolve(handle, sha256)
     if kind == "pth" or (kind == "registered" and load_weights and get_preset(where).get("checkpoint")):
-        model = load_classifier(handle, load_weights=load_weights, sha256=sha256, **kwargs)
-        backbone = model.backbone
+        # `where` is the local file or the name: a URL is not downloaded and hashed a second time.
+        backbone = load_classifier(where, load_weights=load_weights, sha256=sha256, **kwargs).backbone
     else:
         parts = _parts_of_folder(where) if kind == "folder" else _parts_of_entry(get_preset(where))
         pre = {**parts[2], **pre_over}
         backbone = _build_backbone(parts[0], parts[1], pre, backbone_over)
         if load_weights and kind == "folder":
-            _load_folder_weights(None, backbone, where, False)
+            backbone.load_weights(os.path.join(where, "model.weights.h5"))
     if cls is not None and not isinstance(backbone, cls):
         raise PresetError(f"{handle} holds a {type(backbone).__name__}, not a {cls.__name__}")
     return backbone
