@@ -2,6 +2,7 @@
 
     python -m mfnet_keras.predict VIDEO [VIDEO ...] --model PATH [--clips 10] [--top-k 5] [--json]
     python -m mfnet_keras.predict LONG_VIDEO --model PATH --timeline 2
+    python -m mfnet_keras.predict --stream SOURCE --model PATH [--stride N] [--smooth K] [--overlay OUT.mp4]
 
 `--model` is chosen by what the path is: a SavedModel folder, a `.tflite`,
 `.onnx` or OpenVINO `.xml` file (or the folder `export --format` wrote), a
@@ -13,6 +14,14 @@ prints the top-k classes. `--timeline S` also prints the prediction of every
 S-second window. A file that cannot be read gets one error line; the others are
 still processed, and the exit code is then 1. A truncated or partly corrupt
 video is classified from the frames that decode, with a warning line.
+
+`--stream` classifies a camera (`0`, `/dev/video0`), an `rtsp://` or
+`http(s)://` stream or a long file as it decodes (see `mfnet_keras.streaming`):
+one JSON line per window of the clip's span, every `--stride` frames, with the
+softmax averaged over the last `--smooth` windows; `--overlay` also writes the
+video with the current label and a probability bar on every frame. A summary
+line on stderr says how many frames were processed, how fast, and how many a
+live source dropped because the model fell behind. Ctrl-C stops it cleanly.
 """
 
 import argparse
@@ -193,22 +202,35 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.predict",
-        description="Classify video files with an exported SavedModel, a .keras classifier or a preset folder.",
+        description="Classify video files or a live stream with an exported model (SavedModel, LiteRT, ONNX, "
+        "OpenVINO), a .keras classifier or a preset folder.",
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO")
+    parser.add_argument("videos", nargs="*", metavar="VIDEO")
     parser.add_argument(
         "--model",
         required=True,
-        help="SavedModel folder from mfnet_keras.export, a .keras classifier or a preset folder",
+        help="a folder or file from mfnet_keras.export (SavedModel, .tflite, .onnx, .xml), "
+        "a .keras classifier or a preset folder",
     )
     parser.add_argument("--clips", type=int, default=10, help="clips sampled over each video (default: 10)")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print (default: 5)")
     parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also predict every SECONDS-long window")
     parser.add_argument("--json", action="store_true", help="print one JSON object per video")
+    stream = parser.add_argument_group("streaming")
+    stream.add_argument("--stream", metavar="SOURCE", help="classify a camera (0, /dev/video0), a URL or a long file")
+    stream.add_argument("--stride", type=int, help="frames between windows (default: the model's clip length)")
+    stream.add_argument("--smooth", type=int, default=2, help="windows whose softmax is averaged (default: 2)")
+    stream.add_argument("--overlay", metavar="OUT.mp4", help="also write the video with the label drawn on")
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.clips < 1 or args.top_k < 1 or (args.timeline is not None and args.timeline <= 0):
         parser.error("--clips and --top-k must be >= 1, --timeline > 0")
+    if bool(args.videos) == bool(args.stream):
+        parser.error("give either VIDEO files or --stream SOURCE")
+    if (args.stride is not None and args.stride < 1) or args.smooth < 1:
+        parser.error("--stride and --smooth must be >= 1")
+    if (args.overlay or args.stride) and not args.stream:
+        parser.error("--stride and --overlay go with --stream")
     if not os.path.exists(args.model):
         print(f"error: --model {args.model} does not exist", file=sys.stderr)
         return 2
@@ -220,6 +242,8 @@ def main(argv=None):
     except RuntimeMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.stream:
+        return _stream(classifier, args)
     failed = False
     for path in args.videos:
         try:
@@ -246,6 +270,26 @@ def main(argv=None):
                 f"  {window['start']:7.1f}-{window['end']:6.1f} s  {window['label']:<30} {100 * window['probability']:6.2f}%"
             )
     return 1 if failed else 0
+
+
+def _stream(classifier, args):
+    """`--stream`: one JSON line per window, the summary on stderr; 2 for a bad source, 130 on Ctrl-C."""
+    from mfnet_keras.streaming import StreamError, StreamStats, stream_windows
+
+    stats = StreamStats()
+    try:
+        for window in stream_windows(
+            classifier, args.stream, args.stride, args.smooth, args.top_k, args.overlay, stats
+        ):
+            print(json.dumps({**window, **({"dropped": stats.dropped} if stats.live else {})}), flush=True)
+    except StreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(stats.summary() + " (interrupted)", file=sys.stderr)
+        return 130
+    print(stats.summary(), file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

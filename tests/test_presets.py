@@ -1,9 +1,7 @@
 """Presets: convert → preset folder → `from_preset` against PyTorch, save/load, and downloads from a real
 HTTP server on 127.0.0.1 (cache, sha256, 404, connection refused)."""
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
@@ -11,13 +9,12 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 
 import keras
 import numpy as np
 import pytest
 import torch
-from commands import REPO_ROOT
+from commands import REPO_ROOT, HttpServer
 from test_case import build, raw_clips
 from torch_mfnet import MFNet, randomized
 
@@ -136,36 +133,12 @@ def test_a_hub_handle_without_its_package_names_it(scheme, package, monkeypatch)
     assert str(error.value) == f"{scheme}://someone/mfnet: {scheme}:// presets need {package}: pip install {package}"
 
 
-class _Server:
-    """A real HTTP server on 127.0.0.1 serving a folder, counting the GET requests per path."""
-
-    def __init__(self, folder):
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     served = tmp_path / "served"
     served.mkdir()
-    running = _Server(str(served))
+    running = HttpServer(str(served))
     yield running, served
     running.close()
 

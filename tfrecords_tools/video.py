@@ -95,7 +95,23 @@ def _frame_size(width, height, sar, rotation, short_side):
     return (out_h, out_w) if rotation % 180 else (out_w, out_h)
 
 
-def _error_text(error, path):
+def frame_image(frame, sar=1, short_side=None):
+    """RGB uint8 array of a decoded PyAV frame at display geometry: square pixels (`sar`: the stream's
+    sample aspect ratio), upright, and the short side resized to `short_side` (even) when given."""
+    rotation = getattr(frame, "rotation", 0) or 0
+    width, height = _frame_size(frame.width, frame.height, sar, rotation, short_side)
+    image = frame.to_ndarray(width=width, height=height, format="rgb24")
+    return np.ascontiguousarray(np.rot90(image, k=rotation // 90)) if rotation else image
+
+
+def stream_geometry(stream):
+    """`(sample aspect ratio, frames per second)` of a PyAV video stream, with sane fallbacks (1, 25)."""
+    sar = Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1)
+    fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    return (sar if sar > 0 else Fraction(1)), fps
+
+
+def error_text(error, path):
     """FFmpeg's message without its errno prefix, file name or function name."""
     reason = re.sub(r"^\[Errno -?\d+\] ", "", str(error).replace(f": {path!r}", "").strip())
     return re.sub(r": '\w+\(\)'$", "", reason) or type(error).__name__
@@ -134,7 +150,7 @@ def _read_stream(container, stream, path, sar, short_side, fps, max_frames, sour
             break
         except av.error.FFmpegError as error:
             reading.errors += 1
-            reading.first_error = reading.first_error or _error_text(error, path)
+            reading.first_error = reading.first_error or error_text(error, path)
             continue
         for frame in decoded:
             time = frame.time if frame.time is not None else reading.decoded / source_fps
@@ -144,12 +160,7 @@ def _read_stream(container, stream, path, sar, short_side, fps, max_frames, sour
                 if next_time is not None and time < next_time - 1e-6:
                     continue
                 next_time = (time if next_time is None else next_time) + 1.0 / fps
-            rotation = getattr(frame, "rotation", 0) or 0
-            width, height = _frame_size(frame.width, frame.height, sar, rotation, short_side)
-            image = frame.to_ndarray(width=width, height=height, format="rgb24")
-            if rotation:
-                image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-            reading.frames.append(image)
+            reading.frames.append(frame_image(frame, sar, short_side))
             reading.times.append(time)
             if max_frames and len(reading.frames) >= max_frames:
                 reading.stopped_early = True
@@ -221,15 +232,13 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
     try:
         container = av.open(path)
     except av.error.FFmpegError as error:
-        raise VideoError(f"truncated: {cut}" if cut else f"not a video: {_error_text(error, path)}") from None
+        raise VideoError(f"truncated: {cut}" if cut else f"not a video: {error_text(error, path)}") from None
     with container:
         if not container.streams.video:
             raise VideoError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        sar = Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1)
-        sar = sar if sar > 0 else Fraction(1)
-        source_fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        sar, source_fps = stream_geometry(stream)
         reading = _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps)
         problem = _problem(reading, stream, container, cut)
     if problem and not (keep_partial and reading.frames):
