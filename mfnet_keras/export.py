@@ -1,12 +1,14 @@
 """Exports a `VideoClassifier` as a TensorFlow SavedModel with serving signatures (and as `.keras`).
 
     python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME [--format litert]
-    export(weights, out, format)  # the same, from Python; weights: .keras or any preset handle
+    export(weights, out, format, precision, calibration)  # the same, from Python; weights: .keras or a preset
 
 `--format litert | onnx | openvino` writes `model.tflite`, `model.onnx` or
 `model.xml` through Keras's `model.export`, with `classifier.json` (class names,
-preprocessing) beside it: see `export_runtime`. The rest of this text is about
-the default, `tf_saved_model`.
+preprocessing) beside it: see `export_runtime`. `--format litert --precision
+int8 --calibration 'data/*.tfrecord' [--calibration-clips 64]` writes a
+full-integer LiteRT model. The rest of this text is about the default,
+`tf_saved_model`.
 
 The classifier carries its preprocessing (resize, centre crop, normalisation)
 and class names, so nothing else is read. Signatures (all return `logits`,
@@ -25,6 +27,7 @@ reloads with TensorFlow alone: `tf.saved_model.load(path)`.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -170,13 +173,89 @@ def _check_tools(format):
             ) from error
 
 
-def export_runtime(model, out_dir, format):
-    """Writes `out_dir/model.{tflite,onnx,xml}` with Keras's `model.export`, and `classifier.json`
-    (class names and preprocessing); returns the artefact's path.
+# The `FiberConv` implementation each runtime runs best (benchmarks/deploy.py): LiteRT's 3D convolution
+# has neither groups nor int8 kernels, so every convolution becomes a (grouped) 2D one over the frames;
+# OpenVINO reads TensorFlow's grouped 3D convolutions as grouped `Convolution` nodes; tf2onnx writes a
+# grouped 3D convolution with the wrong group count, so ONNX keeps one node per fiber.
+GRAPH_FORMS = {"litert": "taps", "onnx": "split", "openvino": "graph"}
+PRECISIONS = ("float32", "int8")
+
+
+@contextlib.contextmanager
+def graph_form(model, implementation):
+    """Within the block, every `FiberConv` of `model` runs as `implementation` (the same numbers in
+    another graph); each gets its own back afterwards."""
+    from mfnet_keras.layers import FiberConv, walk_layers
+
+    convs = [layer for layer in walk_layers(model) if isinstance(layer, FiberConv) and layer.built]
+    before = [conv.implementation for conv in convs]
+    try:
+        for conv in convs:
+            conv.use_implementation(implementation)
+        yield model
+    finally:
+        for conv, implementation in zip(convs, before):
+            conv.use_implementation(implementation)
+
+
+def read_calibration_clips(model, pattern, count):
+    """Up to `count` float32 clips `[1, T, crop, crop, 3]` in [0, 255] from the TFRecords `pattern`,
+    cut as the model sees them (short side at the model's, a crop of the crop size), for int8 calibration."""
+    from mfnet_keras.data import make_dataset
+
+    pre = model.preprocessor
+    ds = make_dataset(
+        pattern,
+        "train",
+        batch_size=1,
+        clip_length=pre.clip_length,
+        frame_intervals=(pre.frame_interval,),
+        crop_size=pre.crop_size,
+        scale_range=(pre.short_side, pre.short_side),
+        aspect_range=(1.0, 1.0),
+        flip=False,
+        color_jitter=None,
+        seed=0,
+    )
+    return [clips.numpy() for clips, _ in ds.take(count)]
+
+
+def _litert_int8(model, spec, path, clips):
+    """Full-integer LiteRT model calibrated on `clips`; the global pooling and the classifier stay float."""
+    import functools
+
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", functools.partial(model.__call__, training=False), input_signature=[spec])
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([clip] for clip in clips)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        # int8 pooling is what collapsed MoViNet's int8 accuracy (tensorflow/models#10809): keep the head float.
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=lambda: ([clip] for clip in clips),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["MEAN", "FULLY_CONNECTED"]),
+        )
+        flatbuffer = debugger.get_nondebug_quantized_model()
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+
+
+def export_runtime(model, out_dir, format, precision="float32", calibration=None):
+    """Writes `out_dir/model.{tflite,onnx,xml}` and `classifier.json` (class names, preprocessing,
+    precision); returns the artefact's path.
 
     The artefact takes float32 clips `[batch, T, crop, crop, 3]` in [0, 255] (batch 1 for LiteRT):
     the normalisation is inside, the resize and centre crop are the caller's (`predict` does them).
-    A fixed frame size keeps the graph to each runtime's built-in ops.
+    A fixed frame size keeps the graph to each runtime's built-in ops. The model's convolutions are
+    written in the runtime's `GRAPH_FORMS`. `precision="int8"` (LiteRT only) quantises weights and
+    activations to int8, calibrated on `calibration`, a list of clips shaped as the input.
     """
     import tensorflow as tf
 
@@ -187,28 +266,48 @@ def export_runtime(model, out_dir, format):
     spec = tf.TensorSpec((batch, pre.clip_length, pre.crop_size, pre.crop_size, 3), tf.float32, name="clips")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, ARTEFACTS[format])
-    options = {}
-    if format == "litert":  # built-in ops only: Keras would otherwise allow Flex ops, which LiteRT cannot run
-        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
-    model.export(path, format=format, input_signature=[spec], verbose=False, **options)
-    sidecar = {"format": format, "class_names": list(model.class_names), "preprocessor": pre.get_config()}
+    with graph_form(model, GRAPH_FORMS[format]):
+        if precision == "int8":
+            _litert_int8(model, spec, path, calibration)
+        else:
+            options = {}
+            if format == "litert":  # built-in ops only: Keras would otherwise allow Flex ops, which LiteRT cannot run
+                options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+            model.export(path, format=format, input_signature=[spec], verbose=False, **options)
+    sidecar = {
+        "format": format,
+        "precision": precision,
+        "class_names": list(model.class_names),
+        "preprocessor": pre.get_config(),
+    }
     write_json(os.path.join(out_dir, SIDECAR), sidecar)
     remove_empty_partial(out_dir)
     return path
 
 
-def export(weights, out, format="tf_saved_model"):
+def export(weights, out, format="tf_saved_model", precision="float32", calibration=None, calibration_clips=64):
     """Exports the classifier at `weights` (a `.keras` file or any preset handle) into the folder `out`.
 
     `tf_saved_model`: the SavedModel with three signatures, and a copy as `out/model.keras`.
     `litert`, `onnx`, `openvino`: `export_runtime`'s artefact and `classifier.json`.
+    `precision="int8"` (LiteRT) calibrates on `calibration_clips` clips of the TFRecords `calibration`.
     Class names and preprocessing come from the classifier itself. Returns what was written.
     """
+    import glob
+
     from mfnet_keras import models
     from mfnet_keras.files import save_model
 
     if format not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and format != "litert":
+        raise ExportError(f"--precision int8 is for --format litert, not {format}")
+    if precision == "int8" and not (calibration and glob.glob(calibration)):
+        raise ExportError(f"--precision int8 needs --calibration TFRecords; {calibration!r} matches no file")
+    if calibration_clips < 1:
+        raise ExportError(f"--calibration-clips must be >= 1, got {calibration_clips}")
     _check_tools(format)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
@@ -217,7 +316,9 @@ def export(weights, out, format="tf_saved_model"):
     except ValueError as error:  # PresetError and Keras's "not a model file" errors
         raise ExportError(f"{weights}: {error}") from error
     if format != "tf_saved_model":
-        return {"format": format, "model": export_runtime(model, out, format)}
+        clips = read_calibration_clips(model, calibration, calibration_clips) if precision == "int8" else None
+        path = export_runtime(model, out, format, precision, clips)
+        return {"format": format, "precision": precision, "model": path}
     export_saved_model(model, out)
     keras_path = os.path.join(out, "model.keras")
     save_model(model, keras_path)
@@ -237,11 +338,16 @@ def main(argv=None):
     parser.add_argument(
         "--format", default="tf_saved_model", choices=FORMATS, help="what to write (default: tf_saved_model)"
     )
+    parser.add_argument(
+        "--precision", default="float32", choices=PRECISIONS, help="int8: full-integer LiteRT (default: float32)"
+    )
+    parser.add_argument("--calibration", metavar="GLOB", help="TFRecords whose clips calibrate int8 (quote the glob)")
+    parser.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default: 64)")
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
     try:
-        result = export(args.weights, args.out, args.format)
+        result = export(args.weights, args.out, args.format, args.precision, args.calibration, args.calibration_clips)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -109,3 +109,66 @@ def test_a_missing_runtime_or_exporter_is_one_line(exported, tmp_path, monkeypat
     assert capsys.readouterr().err == (
         "error: --format onnx needs tf2onnx: pip install tf2onnx (or 'mfnet-keras[export]')\n"
     )
+
+
+def test_int8_litert_is_integer_and_agrees_with_keras(exported, demo_records, tmp_path):
+    """Full-integer LiteRT calibrated on TFRecord clips: int8 2D convolutions only, the head in float, and
+    the Keras answers on clips of the same records (run by LiteRT alone)."""
+    model, paths, root = exported
+    pattern = str(demo_records / "train-*.tfrecord")
+    result = export.export(paths["keras"], str(tmp_path / "int8"), "litert", "int8", pattern, calibration_clips=8)
+    clips = np.concatenate(export.read_calibration_clips(model, str(demo_records / "test-*.tfrecord"), 6))
+    np.save(tmp_path / "clips.npy", clips)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        from ai_edge_litert.interpreter import Interpreter
+        interpreter = Interpreter({result["model"]!r})
+        interpreter.allocate_tensors()
+        tensors = {{t["index"]: t for t in interpreter.get_tensor_details()}}
+        ops = interpreter._get_ops_details()
+        def dtypes(op, kind):
+            return sorted({{np.dtype(tensors[i]["dtype"]).name for i in op[kind] if i >= 0}})
+        convs = {{json.dumps([dtypes(op, "inputs"), dtypes(op, "outputs")]) for op in ops if op["op_name"] == "CONV_2D"}}
+        head = {{op["op_name"]: dtypes(op, "inputs") for op in ops if op["op_name"] in ("MEAN", "FULLY_CONNECTED")}}
+        rows = []
+        for clip in np.load({str(tmp_path / "clips.npy")!r}):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], clip[None])
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].tolist())
+        names = sorted({{op["op_name"] for op in ops}})
+        print(json.dumps({{"logits": rows, "ops": names, "convs": sorted(convs), "head": head}}))
+        """
+    )
+    got = run_without_project(script)
+    assert "CONV_3D" not in got["ops"] and not [op for op in got["ops"] if "FLEX" in op.upper()]
+    assert [json.loads(c) for c in got["convs"]] == [[["int32", "int8"], ["int8"]]]  # int8 in, int32 bias, out
+    assert got["head"] == {"MEAN": ["float32", "int32"], "FULLY_CONNECTED": ["float32"]}
+    want = np.asarray(model(clips, training=False))
+    logits = np.array(got["logits"])
+    assert (logits.argmax(-1) == want.argmax(-1)).all()
+    assert np.abs(logits - want).max() <= 0.05 * np.abs(want).max()
+    sidecar = json.loads((tmp_path / "int8" / export.SIDECAR).read_text())
+    assert sidecar["precision"] == "int8"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "onnx", "--precision", "int8"], "--precision int8 is for --format litert, not onnx"),
+        (
+            ["--format", "litert", "--precision", "int8"],
+            "--precision int8 needs --calibration TFRecords; None matches no file",
+        ),
+        (
+            ["--format", "litert", "--precision", "int8", "--calibration", "nowhere/*.tfrecord"],
+            "--precision int8 needs --calibration TFRecords; 'nowhere/*.tfrecord' matches no file",
+        ),
+    ],
+)
+def test_bad_int8_arguments_are_one_line(exported, tmp_path, capsys, args, message):
+    _, paths, _ = exported
+    assert export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), *args]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not os.path.exists(tmp_path / "x")

@@ -75,9 +75,21 @@ FRAMES_CASES = [
 ]
 
 
+# "taps" (an export form) takes any kernel; these add temporal strides and padding with deep kernels.
+TAPS_CASES = [
+    *CASES,
+    *FRAMES_CASES,
+    (3, (1, 6, 7, 7, 16), 32, 3, 4, (2, 2, 2), (1, 1, 1)),
+    (3, (2, 5, 6, 6, 16), 16, (3, 1, 1), 1, 1, "same"),
+    (3, (1, 7, 6, 6, 8), 8, (3, 3, 3), 2, (2, 1, 1), "same"),
+]
+
+
 @pytest.mark.parametrize(
     "case, implementation",
-    [(c, i) for i in ("split", "grouped", "auto") for c in CASES] + [(c, "frames") for c in FRAMES_CASES],
+    [(c, i) for i in ("split", "grouped", "auto") for c in CASES]
+    + [(c, "frames") for c in FRAMES_CASES]
+    + [(c, "taps") for c in TAPS_CASES],
 )
 def test_matches_keras_grouped_conv_forward_and_gradients(case, implementation):
     rank, shape, filters, kernel_size, fibers, strides, padding = case

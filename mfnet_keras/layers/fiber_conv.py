@@ -7,7 +7,7 @@ from keras import ops
 
 from mfnet_keras.layers import tf_ops
 
-IMPLEMENTATIONS = ("auto", "split", "grouped", "frames")
+IMPLEMENTATIONS = ("auto", "split", "grouped", "frames", "taps", "graph")
 
 
 def _as_tuple(value, rank, name):
@@ -70,7 +70,12 @@ class FiberConv(keras.layers.Layer):
         implementation: `"auto"`, `"split"` (per-fiber convolutions),
             `"grouped"` (one grouped `ops.conv`) or `"frames"` (TensorFlow's
             grouped 2D convolution over all frames; TensorFlow backend, kernels
-            one frame deep). All give the same numbers.
+            one frame deep). Two more are graph forms for export (TensorFlow
+            backend, see `mfnet_keras.export.GRAPH_FORMS`): `"taps"` makes
+            every convolution a grouped 2D one over the frames, a kernel's
+            temporal taps stacked into channels (`tf_ops.taps_conv`), and
+            `"graph"` writes one grouped convolution op that TensorFlow's CPU
+            kernels cannot run but converters read. All give the same numbers.
         kernel_initializer, kernel_regularizer: as for `keras.layers.Conv3D`.
     """
 
@@ -156,18 +161,32 @@ class FiberConv(keras.layers.Layer):
         """(frames, split): whether `fibers` may take each path; see the class docstring and `fibers`."""
         on_tf = keras.backend.backend() == "tensorflow"
         one_frame = rank == 2 or kernel[0] == 1
+        if self.implementation in ("taps", "graph") and not on_tf:
+            raise ValueError(
+                f"`implementation={self.implementation!r}` needs the TensorFlow backend. "
+                f"Received: backend={keras.backend.backend()}"
+            )
         if self.implementation == "frames" and not (on_tf and one_frame):
             raise ValueError(
                 '`implementation="frames"` needs the TensorFlow backend and a kernel one frame deep. '
                 f"Received: backend={keras.backend.backend()}, kernel_size={kernel}"
             )
-        if self.num_fibers == 1:
+        if self.num_fibers == 1 and self.implementation != "taps":
             return False, False
         if self.implementation == "auto":
             if not on_tf:
                 return False, False
             return one_frame and tf_ops.grouped_conv2d_supported(self.compute_dtype), True
-        return self.implementation == "frames", self.implementation == "split"
+        return self.implementation in ("frames", "taps"), self.implementation == "split"
+
+    def use_implementation(self, implementation):
+        """Switches a built layer to another `implementation` (e.g. the graph form an export wants)."""
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"`implementation` must be one of {IMPLEMENTATIONS}. Received: implementation={implementation!r}"
+            )
+        self.implementation = implementation
+        self._frames, self._split = self._pick_path(self._rank, self._kernel)
 
     @property
     def takes_fibers(self):
@@ -195,7 +214,10 @@ class FiberConv(keras.layers.Layer):
             pad = tf_ops.zero_pad if keras.backend.backend() == "tensorflow" else ops.pad
             xs = [pad(x, ((0, 0), *self._pads, (0, 0))) for x in xs]
         if self._frames and not split:
-            return [tf_ops.frames_conv(xs[0], kernel, self._strides, self._conv_padding)]
+            conv = tf_ops.taps_conv if self._rank == 3 and self._kernel[0] > 1 else tf_ops.frames_conv
+            return [conv(xs[0], kernel, self._strides, self._conv_padding)]
+        if self.implementation == "graph":
+            return [tf_ops.grouped_conv(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:
             return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
         if len(xs) == 1:

@@ -60,6 +60,42 @@ def frames_conv(x, kernel, strides, padding):
     return tf.reshape(y, [*dims[:2], *_dims(y)[1:]])
 
 
+def taps_conv(x, kernel, strides, padding):
+    """Grouped 3D convolution of clips as one grouped 2D convolution over all frames.
+
+    The `kt` frames each output frame reads (its temporal taps) are stacked
+    into channels, fiber by fiber, and the kernel `(kt, kh, kw, C / groups,
+    filters)` becomes `(kh, kw, kt * C / groups, filters)`: the same sums, as
+    the 2D convolution every runtime runs well (LiteRT has no grouped or int8
+    3D convolution). Temporal "same" padding is explicit here; the frame count
+    must be known when the graph is built.
+    """
+    import tensorflow as tf
+
+    taps, frames, channels = kernel.shape[0], x.shape[1], x.shape[-1]
+    groups = channels // kernel.shape[3]
+    if padding == "same":
+        out = -(-frames // strides[0])
+        total = max((out - 1) * strides[0] + taps - frames, 0)
+        x = tf.pad(x, [[0, 0], [total // 2, total - total // 2], [0, 0], [0, 0], [0, 0]])
+        frames = x.shape[1]
+    out = (frames - taps) // strides[0] + 1
+    dims = _dims(x)
+    shape = [-1, *dims[2:4], groups, channels // groups]
+    stacked = [tf.reshape(x[:, t : t + (out - 1) * strides[0] + 1 : strides[0]], shape) for t in range(taps)]
+    images = tf.reshape(tf.concat(stacked, -1) if taps > 1 else stacked[0], [-1, *dims[2:4], taps * channels])
+    flat = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [*kernel.shape[1:3], -1, kernel.shape[4]])
+    y = tf.nn.conv2d(images, flat, strides[1:], padding.upper())
+    return tf.reshape(y, [dims[0], out, *_dims(y)[1:]])
+
+
+def grouped_conv(x, kernel, strides, padding):
+    """One grouped convolution op, for graphs handed to another runtime: TensorFlow's CPU kernels cannot run it."""
+    import tensorflow as tf
+
+    return tf.nn.convolution(x, kernel, strides, padding.upper())
+
+
 def zero_pad(x, pads):
     """Zero padding of `x` (`pads`: a `(low, high)` pair per dimension) as TensorFlow's `PadV2` op.
 
