@@ -20,10 +20,12 @@ and class names, so nothing else is read. Signatures (all return `logits`,
 Clips of another rank, length T or channel count are an `InvalidArgumentError`
 naming the shape wanted (checked in the graph: a declared input shape is
 trusted, not enforced); an empty batch gives empty outputs; a bad example
-fails naming its index. The class names travel as the asset
+fails naming its index. Keras's `ExportArchive` writes it. The class names
+travel as the variable collection `class_names` and the file
 `assets/labels.txt`; the preprocessing (mean, std, clip length, crop size,
-short side, frame interval) as the `preprocessing` attributes. The export
-reloads with TensorFlow alone: `tf.saved_model.load(path)`.
+short side, frame interval) as the collection `preprocessing`, one variable
+per key (`saved_model_settings` reads both). The export reloads with
+TensorFlow alone: `tf.saved_model.load(path)`.
 """
 
 import argparse
@@ -39,111 +41,120 @@ from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 TOP_K = 5
 
 
-def _serving_module(model, labels_path):
+PREPROCESSING = ("mean", "std", "clip_length", "crop_size", "short_side", "frame_interval")
+
+
+def _checked(clips, dtype, clip_length):
+    """`clips` with its static shape, once its rank, length and channels are checked at run time."""
+    import tensorflow as tf
+
+    message = f"clips must be {dtype} [batch, {clip_length}, height, width, 3]; got shape"
+    rank = tf.debugging.Assert(tf.equal(tf.rank(clips), 5), [message, tf.shape(clips)], summarize=8)
+    with tf.control_dependencies([rank]):
+        shape = tf.concat([tf.shape(clips), tf.zeros([5], tf.int32)], 0)  # indexable at any rank
+        dims_ok = (shape[1] == clip_length) & (shape[4] == 3) & (tf.reduce_min(shape[2:4]) > 0)
+        dims = tf.debugging.Assert(dims_ok, [message, tf.shape(clips)], summarize=8)
+    with tf.control_dependencies([dims]):
+        return tf.ensure_shape(clips, [None, clip_length, None, None, 3])
+
+
+def _example_clip(model, record, index):
+    """The centre clip of one serialized `SequenceExample`, decoded: float32 `[T, H, W, 3]`."""
     import tensorflow as tf
 
     from mfnet_keras.data.pipeline import gather_frames, jpegs_look_whole, sample_eval_indices
     from tfrecords_tools import schema
 
     pre = model.preprocessor
-    class_names = list(model.class_names)
-    k, classes = min(TOP_K, len(class_names)), len(class_names)
+    jpegs, _ = schema.parse_sequence_example(record, example_name=tf.strings.as_string(index))
+    where = ["serve_examples: example", index]
+    has_frames = tf.debugging.Assert(tf.size(jpegs) > 0, [*where, "has no frames"])
+    with tf.control_dependencies([has_frames]):
+        num_frames = tf.size(jpegs, out_type=tf.int64)
+    indices = sample_eval_indices(num_frames, pre.clip_length, pre.frame_interval, 1)
+    picked = gather_frames(jpegs, tf.reshape(indices, [-1]))
+    whole = tf.debugging.Assert(jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
+    with tf.control_dependencies([whole]):
+        frames = tf.map_fn(lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8)
+    return tf.cast(frames, tf.float32)
 
-    def checked(clips, dtype):
-        """`clips` with its static shape, once its rank, length and channels are checked at run time."""
-        message = f"clips must be {dtype} [batch, {pre.clip_length}, height, width, 3]; got shape"
-        rank = tf.debugging.Assert(tf.equal(tf.rank(clips), 5), [message, tf.shape(clips)], summarize=8)
-        with tf.control_dependencies([rank]):
-            shape = tf.concat([tf.shape(clips), tf.zeros([5], tf.int32)], 0)  # indexable at any rank
-            dims_ok = (shape[1] == pre.clip_length) & (shape[4] == 3) & (tf.reduce_min(shape[2:4]) > 0)
-            dims = tf.debugging.Assert(dims_ok, [message, tf.shape(clips)], summarize=8)
-        with tf.control_dependencies([dims]):
-            return tf.ensure_shape(clips, [None, pre.clip_length, None, None, 3])
 
-    class Serving(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.labels_file = tf.saved_model.Asset(labels_path)
-            # Variables, so that they are saved and readable after `tf.saved_model.load`.
-            self.class_names = tf.Variable(class_names, trainable=False, name="class_names")
-            self.preprocessing = {
-                key: tf.Variable(getattr(pre, key), trainable=False, name=key)
-                for key in ("mean", "std", "clip_length", "crop_size", "short_side", "frame_interval")
-            }
+def _serving_endpoints(model, class_names):
+    """`{signature name: (function, input signature)}` of the three serving signatures."""
+    import tensorflow as tf
 
-        def _outputs(self, logits):
-            probabilities = tf.nn.softmax(logits)
-            indices = tf.math.top_k(probabilities, k).indices
-            return {
-                "logits": logits,
-                "probabilities": probabilities,
-                "top_k_indices": indices,
-                "top_k_names": tf.gather(self.class_names, indices),
-            }
+    pre = model.preprocessor
+    classes = int(class_names.shape[0])
+    k = min(TOP_K, classes)
 
-        def _checked_outputs(self, clips):
-            """The outputs of a checked batch; an empty batch gives empty outputs without running the model."""
-            logits = tf.cond(
-                tf.shape(clips)[0] > 0,
-                lambda: tf.cast(self.model(clips, training=False), tf.float32),
-                lambda: tf.zeros([0, classes]),
-            )
-            return self._outputs(logits)
+    def outputs(logits):
+        probabilities = tf.nn.softmax(logits)
+        indices = tf.math.top_k(probabilities, k).indices
+        names = tf.gather(class_names, indices)
+        return {"logits": logits, "probabilities": probabilities, "top_k_indices": indices, "top_k_names": names}
 
-        # Any shape is accepted and checked inside: a declared shape would be trusted, not enforced.
-        @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="clips")])
-        def serve(self, clips):
-            return self._checked_outputs(tf.cast(checked(clips, "uint8"), tf.float32))
+    def checked_outputs(clips):
+        """The outputs of a checked batch; an empty batch gives empty outputs without running the model."""
+        logits = tf.cond(
+            tf.shape(clips)[0] > 0,
+            lambda: tf.cast(model(clips, training=False), tf.float32),
+            lambda: tf.zeros([0, classes]),
+        )
+        return outputs(logits)
 
-        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="clips")])
-        def serve_float(self, clips):
-            return self._checked_outputs(checked(clips, "float32"))
+    def serve(clips):
+        return checked_outputs(tf.cast(_checked(clips, "uint8", pre.clip_length), tf.float32))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def serve_examples(self, serialized):
-            def centre_clip_logits(args):
-                record, index = args
-                jpegs, _ = schema.parse_sequence_example(record, example_name=tf.strings.as_string(index))
-                where = ["serve_examples: example", index]
-                has_frames = tf.debugging.Assert(tf.size(jpegs) > 0, [*where, "has no frames"])
-                with tf.control_dependencies([has_frames]):
-                    num_frames = tf.size(jpegs, out_type=tf.int64)
-                indices = sample_eval_indices(num_frames, pre.clip_length, pre.frame_interval, 1)
-                picked = gather_frames(jpegs, tf.reshape(indices, [-1]))
-                whole = tf.debugging.Assert(jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
-                with tf.control_dependencies([whole]):
-                    frames = tf.map_fn(
-                        lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8
-                    )
-                return tf.cast(self.model(tf.cast(frames, tf.float32)[None], training=False), tf.float32)[0]
+    def serve_float(clips):
+        return checked_outputs(_checked(clips, "float32", pre.clip_length))
 
-            logits = tf.map_fn(
-                centre_clip_logits,
-                (serialized, tf.range(tf.size(serialized))),
-                fn_output_signature=tf.TensorSpec([classes], tf.float32),
-            )
-            return self._outputs(logits)
+    def serve_examples(serialized):
+        def logits(args):
+            clip = _example_clip(model, *args)
+            return tf.cast(model(clip[None], training=False), tf.float32)[0]
 
-    return Serving()
+        signature = tf.TensorSpec([classes], tf.float32)
+        indices = tf.range(tf.size(serialized))
+        return outputs(tf.map_fn(logits, (serialized, indices), fn_output_signature=signature))
+
+    # Any clip shape is accepted and checked inside: a declared shape would be trusted, not enforced.
+    return {
+        "serving_default": (serve, [tf.TensorSpec(None, tf.uint8, name="clips")]),
+        "serve_float": (serve_float, [tf.TensorSpec(None, tf.float32, name="clips")]),
+        "serve_examples": (serve_examples, [tf.TensorSpec([None], tf.string, name="serialized")]),
+    }
 
 
 def export_saved_model(model, out_dir):
-    """Writes the SavedModel of a `VideoClassifier` with the three signatures; returns its path."""
+    """Writes the SavedModel of a `VideoClassifier` with Keras's `ExportArchive`; returns its path.
+
+    Three signatures; the class names and preprocessing as variable collections
+    (`loaded.class_names`, `loaded.preprocessing`, variables named by their key);
+    the class names also as the file `assets/labels.txt`.
+    """
+    import keras
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory() as tmp:  # the asset is copied into the SavedModel when saving
-        labels_path = os.path.join(tmp, "labels.txt")
-        with open(labels_path, "w") as f:
-            f.write("".join(name + "\n" for name in model.class_names))
-        module = _serving_module(model, labels_path)
-        signatures = {
-            "serving_default": module.serve,
-            "serve_float": module.serve_float,
-            "serve_examples": module.serve_examples,
-        }
-        tf.saved_model.save(module, out_dir, signatures=signatures)
+    pre = model.preprocessor
+    class_names = tf.Variable(list(model.class_names), trainable=False, name="class_names")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in _serving_endpoints(model, class_names).items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    archive.add_variable_collection("class_names", [class_names])
+    settings = [tf.Variable(getattr(pre, key), trainable=False, name=key) for key in PREPROCESSING]
+    archive.add_variable_collection("preprocessing", settings)
+    archive.write_out(out_dir, verbose=False)
+    os.makedirs(os.path.join(out_dir, "assets"), exist_ok=True)
+    with open(os.path.join(out_dir, "assets", "labels.txt"), "w") as f:
+        f.write("".join(name + "\n" for name in model.class_names))
     return out_dir
+
+
+def saved_model_settings(loaded):
+    """`(class names, preprocessing dict)` of a SavedModel from `export_saved_model`, reloaded."""
+    names = [name.decode() for name in loaded.class_names[0].numpy()]
+    return names, {v.name.split(":")[0]: v.numpy() for v in loaded.preprocessing}
 
 
 class ExportError(Exception):

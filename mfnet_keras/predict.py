@@ -57,8 +57,9 @@ def runtime_artefact(path):
     return path if os.path.splitext(path)[1] in _RUNTIMES else None
 
 
-def _runtime_logits(path):
-    """A function of float32 clips `[N, T, crop, crop, 3]` → logits, run by the file's own runtime."""
+def runtime_logits(path, openvino_precision=None):
+    """A function of float32 clips `[N, T, crop, crop, 3]` → logits, run by the file's own runtime on
+    every core. `openvino_precision` ("f32", "bf16") overrides OpenVINO's default (bf16 where the CPU has it)."""
     import importlib
 
     format, module, package = _RUNTIMES[os.path.splitext(path)[1]]
@@ -67,7 +68,9 @@ def _runtime_logits(path):
     except ImportError as error:
         raise RuntimeMissing(f"{path} needs {package}: pip install {package}") from error
     if format == "litert":
-        interpreter = importlib.import_module("ai_edge_litert.interpreter").Interpreter(path)
+        interpreter = importlib.import_module("ai_edge_litert.interpreter").Interpreter(
+            path, num_threads=os.cpu_count()
+        )
         interpreter.allocate_tensors()
         given, taken = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
 
@@ -81,7 +84,8 @@ def _runtime_logits(path):
         session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda clips: session.run(None, {name: clips})[0]
-    compiled = runtime.Core().compile_model(path, "CPU")
+    config = {"INFERENCE_PRECISION_HINT": openvino_precision} if openvino_precision else {}
+    compiled = runtime.Core().compile_model(path, "CPU", config)
     return lambda clips: compiled(clips)[0]
 
 
@@ -106,17 +110,18 @@ class Classifier:
                 sidecar = json.load(f)
             from mfnet_keras.models import VideoClassifierPreprocessor
 
-            self._runtime = _runtime_logits(artefact)
+            self._runtime = runtime_logits(artefact)
             self.class_names = sidecar["class_names"]
             settings = sidecar["preprocessor"]
             self._crop = VideoClassifierPreprocessor.from_config(settings).resize_and_crop
         elif os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             import tensorflow as tf
 
+            from mfnet_keras.export import saved_model_settings
+
             loaded = tf.saved_model.load(path)
             self._serve = loaded.signatures["serving_default"]
-            self.class_names = [n.decode() for n in loaded.class_names.numpy()]
-            settings = {k: v.numpy() for k, v in loaded.preprocessing.items()}
+            self.class_names, settings = saved_model_settings(loaded)
         else:
             from mfnet_keras import models
 
