@@ -5,9 +5,9 @@
 
 `--format litert | onnx | openvino` writes `model.tflite`, `model.onnx` or
 `model.xml` through Keras's `model.export`, with `classifier.json` (class names,
-preprocessing) beside it: see `export_runtime`. `--format litert --precision
-int8 --calibration 'data/*.tfrecord' [--calibration-clips 64]` writes a
-full-integer LiteRT model. The rest of this text is about the default,
+preprocessing) beside it: see `export_runtime`. `--format litert|openvino
+--precision int8 --calibration 'data/*.tfrecord' [--calibration-clips 64]`
+writes an int8 model (LiteRT: full-integer; OpenVINO: quantised by NNCF). The rest of this text is about the default,
 `tf_saved_model`.
 
 The classifier carries its preprocessing (resize, centre crop, normalisation)
@@ -34,8 +34,9 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 
-import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
+import mfnet_keras  # TensorFlow options, before TensorFlow loads; its version keys the runtime cache
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 TOP_K = 5
@@ -167,21 +168,25 @@ _NEEDS = {
     "litert": (("ai_edge_litert", "ai-edge-litert"),),
     "onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")),
     "openvino": (("openvino", "openvino"), ("scipy", "scipy")),
+    "openvino int8": (("nncf", "nncf"),),  # OpenVINO's post-training quantisation
 }
+INT8_FORMATS = ("litert", "openvino")
 ARTEFACTS = {"litert": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
 SIDECAR = "classifier.json"
 
 
-def _check_tools(format):
+def _check_tools(format, precision):
     import importlib
 
-    for module, package in _NEEDS.get(format, ()):
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ExportError(
-                f"--format {format} needs {package}: pip install {package} (or 'mfnet-keras[export]')"
-            ) from error
+    for need in (format, f"{format} {precision}"):
+        for module, package in _NEEDS.get(need, ()):
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                what = f"--format {format}" + (f" --precision {precision}" if need != format else "")
+                raise ExportError(
+                    f"{what} needs {package}: pip install {package} (or 'mfnet-keras[export]')"
+                ) from error
 
 
 # The `FiberConv` implementation each runtime runs best (benchmarks/deploy.py): LiteRT's 3D convolution
@@ -248,14 +253,33 @@ def _litert_int8(model, spec, path, clips):
         converter.representative_dataset = lambda: ([clip] for clip in clips)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         # int8 pooling is what collapsed MoViNet's int8 accuracy (tensorflow/models#10809): keep the head float.
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_dataset=lambda: ([clip] for clip in clips),
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["MEAN", "FULLY_CONNECTED"]),
-        )
-        flatbuffer = debugger.get_nondebug_quantized_model()
+        with warnings.catch_warnings():  # the debugger runs TensorFlow's own (deprecated) interpreter
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=lambda: ([clip] for clip in clips),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["MEAN", "FULLY_CONNECTED"]),
+            )
+            flatbuffer = debugger.get_nondebug_quantized_model()
     with open(path, "wb") as f:
         f.write(flatbuffer)
+
+
+def _openvino_int8(path, clips):
+    """Quantises the OpenVINO model at `path` in place to int8 with NNCF, calibrated on `clips`; the
+    classifier's matrix product stays float."""
+    import nncf
+    import openvino
+
+    from mfnet_keras.files import PARTIAL
+
+    model = openvino.Core().read_model(path)  # maps model.bin: the result is written beside it, then renamed
+    ignored = nncf.IgnoredScope(types=["MatMul"])
+    quantized = nncf.quantize(model, nncf.Dataset(clips), subset_size=len(clips), ignored_scope=ignored)
+    partial = os.path.join(os.path.dirname(path), PARTIAL, os.path.basename(path))
+    openvino.save_model(quantized, partial, compress_to_fp16=False)
+    for suffix in (".xml", ".bin"):
+        os.replace(os.path.splitext(partial)[0] + suffix, os.path.splitext(path)[0] + suffix)
 
 
 def export_runtime(model, out_dir, format, precision="float32", calibration=None):
@@ -265,8 +289,9 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     The artefact takes float32 clips `[batch, T, crop, crop, 3]` in [0, 255] (batch 1 for LiteRT):
     the normalisation is inside, the resize and centre crop are the caller's (`predict` does them).
     A fixed frame size keeps the graph to each runtime's built-in ops. The model's convolutions are
-    written in the runtime's `GRAPH_FORMS`. `precision="int8"` (LiteRT only) quantises weights and
-    activations to int8, calibrated on `calibration`, a list of clips shaped as the input.
+    written in the runtime's `GRAPH_FORMS`. `precision="int8"` (LiteRT, OpenVINO) quantises weights and
+    activations to int8, calibrated on `calibration`, a list of clips shaped as the input; the
+    classifier head stays float.
     """
     import tensorflow as tf
 
@@ -278,13 +303,15 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, ARTEFACTS[format])
     with graph_form(model, GRAPH_FORMS[format]):
-        if precision == "int8":
+        if precision == "int8" and format == "litert":
             _litert_int8(model, spec, path, calibration)
         else:
             options = {}
             if format == "litert":  # built-in ops only: Keras would otherwise allow Flex ops, which LiteRT cannot run
                 options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
             model.export(path, format=format, input_signature=[spec], verbose=False, **options)
+    if precision == "int8" and format == "openvino":
+        _openvino_int8(path, calibration)
     sidecar = {
         "format": format,
         "precision": precision,
@@ -296,12 +323,28 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     return path
 
 
+def cached_runtime_export(model, source, format):
+    """The `format` artefact of `model`, loaded from `source` (a `.keras` file or preset folder): exported
+    once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged."""
+    from mfnet_keras.files import remove_empty_partial, replacing, sha256_of
+    from mfnet_keras.models.presets import cache_dir
+
+    key = f"{sha256_of(source)[:16]}-{mfnet_keras.__version__}-{format}"
+    folder = os.path.join(cache_dir(), "runtimes", key)
+    if not os.path.exists(os.path.join(folder, SIDECAR)):
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        with replacing(folder) as partial:
+            export_runtime(model, partial, format)
+        remove_empty_partial(os.path.dirname(folder))
+    return os.path.join(folder, ARTEFACTS[format])
+
+
 def export(weights, out, format="tf_saved_model", precision="float32", calibration=None, calibration_clips=64):
     """Exports the classifier at `weights` (a `.keras` file or any preset handle) into the folder `out`.
 
     `tf_saved_model`: the SavedModel with three signatures, and a copy as `out/model.keras`.
     `litert`, `onnx`, `openvino`: `export_runtime`'s artefact and `classifier.json`.
-    `precision="int8"` (LiteRT) calibrates on `calibration_clips` clips of the TFRecords `calibration`.
+    `precision="int8"` (LiteRT, OpenVINO) calibrates on `calibration_clips` clips of the TFRecords `calibration`.
     Class names and preprocessing come from the classifier itself. Returns what was written.
     """
     import glob
@@ -313,13 +356,13 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "int8" and format != "litert":
-        raise ExportError(f"--precision int8 is for --format litert, not {format}")
+    if precision == "int8" and format not in INT8_FORMATS:
+        raise ExportError(f"--precision int8 is for --format {' or '.join(INT8_FORMATS)}, not {format}")
     if precision == "int8" and not (calibration and glob.glob(calibration)):
         raise ExportError(f"--precision int8 needs --calibration TFRecords; {calibration!r} matches no file")
     if calibration_clips < 1:
         raise ExportError(f"--calibration-clips must be >= 1, got {calibration_clips}")
-    _check_tools(format)
+    _check_tools(format, precision)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
     try:
@@ -350,7 +393,10 @@ def main(argv=None):
         "--format", default="tf_saved_model", choices=FORMATS, help="what to write (default: tf_saved_model)"
     )
     parser.add_argument(
-        "--precision", default="float32", choices=PRECISIONS, help="int8: full-integer LiteRT (default: float32)"
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="int8: an int8 LiteRT or OpenVINO model, calibrated on --calibration (default: float32)",
     )
     parser.add_argument("--calibration", metavar="GLOB", help="TFRecords whose clips calibrate int8 (quote the glob)")
     parser.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default: 64)")

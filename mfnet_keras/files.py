@@ -8,6 +8,7 @@ write of the same file.
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -38,6 +39,23 @@ def remove_empty_partial(folder):
     partial = os.path.join(folder, PARTIAL)
     if os.path.isdir(partial) and not os.listdir(partial):
         os.rmdir(partial)
+
+
+def sha256_of(path):
+    """Hex sha256 of a file's bytes (as `sha256sum`), or of a folder: its files' relative paths and
+    bytes (`.partial/` left out)."""
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d != PARTIAL)
+            for name in sorted(names):
+                digest.update(os.path.relpath(os.path.join(root, name), path).encode() + b"\0")
+                digest.update(sha256_of(os.path.join(root, name)).encode())
+        return digest.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path, text):

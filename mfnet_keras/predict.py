@@ -81,7 +81,9 @@ def runtime_logits(path, openvino_precision=None):
 
         return lambda clips: np.stack([one(clip) for clip in clips])
     if format == "onnx":
-        session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = runtime.SessionOptions()  # idle threads sleep rather than spin, taking no core from the caller
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = runtime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda clips: session.run(None, {name: clips})[0]
     config = {"INFERENCE_PRECISION_HINT": openvino_precision} if openvino_precision else {}
@@ -89,9 +91,25 @@ def runtime_logits(path, openvino_precision=None):
     return lambda clips: compiled(clips)[0]
 
 
+RUNTIME_CHOICES = ("auto", "keras", "openvino")
+
+
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 class Classifier:
     """A classifier to predict with: a SavedModel from `mfnet_keras.export`, a `.keras` file, a preset
     folder, or a LiteRT / ONNX / OpenVINO model written by `export --format`.
+
+    A `.keras` file or preset folder runs on the fastest runtime installed
+    (`runtime="auto"`, benchmarks/deploy.py): OpenVINO, at its default
+    precision (bf16 where the CPU has it), from an export made once and cached
+    (`export.cached_runtime_export`); else Keras. `runtime="keras"` keeps
+    Keras. An exported artefact runs on its own runtime. `runtime` (the
+    attribute) names the one in use.
 
     Each carries its class names and preprocessing; clips go in as uint8 frames
     whose short side is `short_side`. The Keras model and the SavedModel resize,
@@ -100,34 +118,39 @@ class Classifier:
     normalise inside.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, runtime="auto"):
+        if runtime not in RUNTIME_CHOICES:
+            raise ValueError(f"`runtime` must be one of {RUNTIME_CHOICES}. Received: runtime={runtime!r}")
         self._keras = self._serve = self._runtime = None
         artefact = runtime_artefact(path)
-        if artefact is not None:
-            from mfnet_keras.export import SIDECAR
-
-            with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:
-                sidecar = json.load(f)
-            from mfnet_keras.models import VideoClassifierPreprocessor
-
-            self._runtime = runtime_logits(artefact)
-            self.class_names = sidecar["class_names"]
-            settings = sidecar["preprocessor"]
-            self._crop = VideoClassifierPreprocessor.from_config(settings).resize_and_crop
-        elif os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        if artefact is None and os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             import tensorflow as tf
 
             from mfnet_keras.export import saved_model_settings
 
             loaded = tf.saved_model.load(path)
-            self._serve = loaded.signatures["serving_default"]
+            self._serve, self.runtime = loaded.signatures["serving_default"], "tensorflow"
             self.class_names, settings = saved_model_settings(loaded)
-        else:
+        elif artefact is None:
             from mfnet_keras import models
 
-            self._keras = models.load_model(path)
-            self.class_names = list(self._keras.class_names)
-            settings = self._keras.preprocessor.get_config()
+            model = models.load_model(path)
+            if runtime == "openvino" or (runtime == "auto" and os.path.exists(path) and _installed("openvino")):
+                from mfnet_keras.export import cached_runtime_export
+
+                artefact = cached_runtime_export(model, path, "openvino")
+            else:
+                self._keras, self.runtime = model, "keras"
+                self.class_names, settings = list(model.class_names), model.preprocessor.get_config()
+        if artefact is not None:
+            from mfnet_keras.export import SIDECAR
+            from mfnet_keras.models import VideoClassifierPreprocessor
+
+            with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:
+                sidecar = json.load(f)
+            self._runtime, self.runtime = runtime_logits(artefact), sidecar["format"]
+            self.class_names, settings = sidecar["class_names"], sidecar["preprocessor"]
+            self._crop = VideoClassifierPreprocessor.from_config(settings).resize_and_crop
         self.clip_length, self.crop_size = int(settings["clip_length"]), int(settings["crop_size"])
         self.short_side, self.frame_interval = int(settings["short_side"]), int(settings["frame_interval"])
 
@@ -164,7 +187,7 @@ def top_k(probabilities, names, k):
 
 
 def predict_video(classifier, path, clips=10, k=5, timeline=None):
-    """`{"video", "frames", "fps", "width", "height", "top_k", "timeline"?, "warning"?}` for one file.
+    """`{"video", "runtime", "frames", "fps", "width", "height", "top_k", "timeline"?, "warning"?}` for one file.
 
     Frames are decoded at display geometry (`width` × `height`, square pixels).
     A truncated or partly corrupt video is classified from the frames that
@@ -184,6 +207,7 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
 
     result = {
         "video": path,
+        "runtime": classifier.runtime,
         "frames": len(frames),
         "fps": fps,
         "width": int(frames[0].shape[1]),
@@ -217,6 +241,13 @@ def main(argv=None):
         help="a folder or file from mfnet_keras.export (SavedModel, .tflite, .onnx, .xml), "
         "a .keras classifier or a preset folder",
     )
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=RUNTIME_CHOICES,
+        help="for a .keras file or preset folder: auto (default) runs OpenVINO when installed, from an export "
+        "cached on first use, else Keras",
+    )
     parser.add_argument("--clips", type=int, default=10, help="clips sampled over each video (default: 10)")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print (default: 5)")
     parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also predict every SECONDS-long window")
@@ -243,7 +274,7 @@ def main(argv=None):
 
     import_tensorflow(args.verbose)
     try:
-        classifier = Classifier(args.model)
+        classifier = Classifier(args.model, args.runtime)
     except RuntimeMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -293,7 +324,7 @@ def _stream(classifier, args):
     except KeyboardInterrupt:
         print(stats.summary() + " (interrupted)", file=sys.stderr)
         return 130
-    print(stats.summary(), file=sys.stderr)
+    print(f"{stats.summary()}; runtime {classifier.runtime}", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,12 @@ import mfnet_keras  # noqa: E402,F401  (sets oneDNN before TensorFlow loads)
 from tfrecords_tools import pack, synthetic  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keras_home(tmp_path_factory):
+    """Downloads, converted presets and cached runtime exports go to a folder of the session, not ~/.keras."""
+    os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras_home"))
+
+
 @pytest.fixture(scope="session")
 def demo_records(tmp_path_factory):
     """The synthetic motion classes, 2 training and 1 test video each, packed at a short side of 40."""

@@ -86,15 +86,25 @@ def test_predict_gives_the_same_answer_with_every_format(exported, tmp_path, cap
     _, paths, _ = exported
     video = str(tmp_path / "v.mp4")
     write_video(video, np.random.default_rng(2).integers(0, 256, (20, 40, 52, 3)).astype("uint8"), fps=10)
-    answers = {}
-    for format, path in paths.items():
-        assert predict.main([video, "--model", path, "--clips", "2", "--json"]) == 0, format
-        answers[format] = json.loads(capsys.readouterr().out)["top_k"]
+    answers, runtimes = {}, {}
+    # The .keras file by default runs on the fastest runtime installed (OpenVINO), once exported and cached.
+    for format, path in [*paths.items(), ("keras-auto", paths["keras"])]:
+        runtime = ["--runtime", "keras"] if format == "keras" else []
+        assert predict.main([video, "--model", path, "--clips", "2", "--json", *runtime]) == 0, format
+        result = json.loads(capsys.readouterr().out)
+        answers[format], runtimes[format] = result["top_k"], result["runtime"]
+    assert runtimes == {
+        **dict(zip(paths, paths)),
+        "keras": "keras",
+        "tf_saved_model": "tensorflow",
+        "keras-auto": "openvino",
+    }
+    assert len(os.listdir(os.path.join(os.environ["KERAS_HOME"], "mfnet_keras", "runtimes"))) == 1
     labels = {format: [item["label"] for item in top] for format, top in answers.items()}
     assert all(top == labels["keras"] for top in labels.values()), labels
     for format, top in answers.items():
         # OpenVINO runs at its default precision, bf16 on a CPU that has it; the others in float32.
-        tolerance = 5e-3 if format == "openvino" else 1e-4
+        tolerance = 5e-3 if format in ("openvino", "keras-auto") else 1e-4
         got, want = [t["probability"] for t in top], [t["probability"] for t in answers["keras"]]
         np.testing.assert_allclose(got, want, atol=tolerance, err_msg=format)
 
@@ -111,12 +121,13 @@ def test_a_missing_runtime_or_exporter_is_one_line(exported, tmp_path, monkeypat
     )
 
 
-def test_int8_litert_is_integer_and_agrees_with_keras(exported, demo_records, tmp_path):
-    """Full-integer LiteRT calibrated on TFRecord clips: int8 2D convolutions only, the head in float, and
-    the Keras answers on clips of the same records (run by LiteRT alone)."""
+def test_int8_models_are_integer_and_agree_with_keras(exported, demo_records, tmp_path):
+    """Full-integer LiteRT and NNCF-quantised OpenVINO, calibrated on TFRecord clips: int8 convolutions (LiteRT:
+    2D only), the head in float, and the Keras answers on clips of the same records (each runtime alone)."""
     model, paths, root = exported
     pattern = str(demo_records / "train-*.tfrecord")
     result = export.export(paths["keras"], str(tmp_path / "int8"), "litert", "int8", pattern, calibration_clips=8)
+    openvino = export.export(paths["keras"], str(tmp_path / "ov8"), "openvino", "int8", pattern, calibration_clips=8)
     clips = np.concatenate(export.read_calibration_clips(model, str(demo_records / "test-*.tfrecord"), 6))
     np.save(tmp_path / "clips.npy", clips)
     script = textwrap.dedent(
@@ -138,25 +149,33 @@ def test_int8_litert_is_integer_and_agrees_with_keras(exported, demo_records, tm
             interpreter.invoke()
             rows.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].tolist())
         names = sorted({{op["op_name"] for op in ops}})
-        print(json.dumps({{"logits": rows, "ops": names, "convs": sorted(convs), "head": head}}))
+        import openvino
+        compiled = openvino.Core().compile_model({openvino["model"]!r}, "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})
+        kinds = {{op.get_rt_info()["layerType"].astype(str): op.get_rt_info()["runtimePrecision"].astype(str)
+                  for op in compiled.get_runtime_model().get_ops()}}
+        ov_rows = [compiled(clip[None])[0][0].tolist() for clip in np.load({str(tmp_path / "clips.npy")!r})]
+        print(json.dumps({{"logits": rows, "ops": names, "convs": sorted(convs), "head": head,
+                          "openvino": ov_rows, "openvino_kinds": kinds}}))
         """
     )
     got = run_without_project(script)
     assert "CONV_3D" not in got["ops"] and not [op for op in got["ops"] if "FLEX" in op.upper()]
     assert [json.loads(c) for c in got["convs"]] == [[["int32", "int8"], ["int8"]]]  # int8 in, int32 bias, out
     assert got["head"] == {"MEAN": ["float32", "int32"], "FULLY_CONNECTED": ["float32"]}
+    assert got["openvino_kinds"]["Convolution"] in ("u8", "i8") and got["openvino_kinds"]["FullyConnected"] == "f32"
     want = np.asarray(model(clips, training=False))
-    logits = np.array(got["logits"])
-    assert (logits.argmax(-1) == want.argmax(-1)).all()
-    assert np.abs(logits - want).max() <= 0.05 * np.abs(want).max()
-    sidecar = json.loads((tmp_path / "int8" / export.SIDECAR).read_text())
-    assert sidecar["precision"] == "int8"
+    for runtime in ("logits", "openvino"):
+        logits = np.array(got[runtime])
+        assert (logits.argmax(-1) == want.argmax(-1)).all(), runtime
+        assert np.abs(logits - want).max() <= 0.05 * np.abs(want).max(), runtime
+    for folder in ("int8", "ov8"):
+        assert json.loads((tmp_path / folder / export.SIDECAR).read_text())["precision"] == "int8"
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--format", "onnx", "--precision", "int8"], "--precision int8 is for --format litert, not onnx"),
+        (["--format", "onnx", "--precision", "int8"], "--precision int8 is for --format litert or openvino, not onnx"),
         (
             ["--format", "litert", "--precision", "int8"],
             "--precision int8 needs --calibration TFRecords; None matches no file",

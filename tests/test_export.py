@@ -124,7 +124,7 @@ def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsy
     assert text.count(" s  ") == 3  # three 1-second windows
     keras_path = tmp_path / "model.keras"
     model.save(keras_path)
-    assert predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json"]) == 0
+    assert predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json", "--runtime", "keras"]) == 0
     assert len(json.loads(capsys.readouterr().out)["top_k"]) == 5
 
 
@@ -142,7 +142,7 @@ def test_a_keras_file_or_a_preset_folder_alone_exports_and_predicts(exported, vi
         assert (out / "assets" / "labels.txt").read_text().split() == NAMES
         capsys.readouterr()
         for predictor in (source, str(out)):
-            assert predict.main([good[0], "--model", predictor, "--clips", "2", "--json"]) == 0
+            assert predict.main([good[0], "--model", predictor, "--clips", "2", "--json", "--runtime", "keras"]) == 0
             tops.append(json.loads(capsys.readouterr().out)["top_k"])
     assert predict.main([good[0], "--model", saved_model, "--clips", "2", "--json"]) == 0
     tops.append(json.loads(capsys.readouterr().out)["top_k"])

@@ -26,6 +26,8 @@ import urllib.parse
 
 import keras
 
+from mfnet_keras.files import sha256_of
+
 _CHECKPOINTS = "https://github.com/cypw/PyTorch-MFNet (README, 'Pretrained models'; its Google Drive links are dead)"
 _VIDEO = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "frame_interval": 2}
 _IMAGE = {"input_shape": (224, 224, 3), "num_classes": 1000}
@@ -226,14 +228,6 @@ def cache_dir():
     return os.path.join(home, CACHE_SUBDIR)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download(url, sha256=None):
     """The cached copy of `url`, downloaded once with `keras.utils.get_file` and verified.
 
@@ -243,7 +237,7 @@ def _download(url, sha256=None):
     """
     name = os.path.basename(urllib.parse.urlparse(url).path) or hashlib.sha256(url.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir(), name)
-    if os.path.exists(target) and (sha256 is None or _sha256(target) == sha256.lower()):
+    if os.path.exists(target) and (sha256 is None or sha256_of(target) == sha256.lower()):
         return target
     os.makedirs(cache_dir(), exist_ok=True)  # get_file falls back to /tmp for a folder it cannot write
     try:
@@ -252,7 +246,7 @@ def _download(url, sha256=None):
         reason = str(error).split(" -- ", 1)[-1].strip() or type(error).__name__
         code = str(error).split(": ", 1)[-1].split(" -- ", 1)[0] if " -- " in str(error) else ""
         raise PresetError(f"cannot download {url}: {code + ' ' if code.isdigit() else ''}{reason}") from error
-    found = _sha256(partial)
+    found = sha256_of(partial)
     if sha256 is not None and found != sha256.lower():
         os.remove(partial)
         raise PresetError(f"{url}: sha256 {found} does not match the expected {sha256}; nothing was kept")
