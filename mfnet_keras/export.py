@@ -31,6 +31,7 @@ TensorFlow alone: `tf.saved_model.load(path)`.
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -275,7 +276,14 @@ def _openvino_int8(path, clips):
 
     model = openvino.Core().read_model(path)  # maps model.bin: the result is written beside it, then renamed
     ignored = nncf.IgnoredScope(types=["MatMul"])
-    quantized = nncf.quantize(model, nncf.Dataset(clips), subset_size=len(clips), ignored_scope=ignored)
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # its INFO lines and progress bars would go to stdout, which is for results
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            quantized = nncf.quantize(model, nncf.Dataset(clips), subset_size=len(clips), ignored_scope=ignored)
+    finally:
+        logger.setLevel(level)
     partial = os.path.join(os.path.dirname(path), PARTIAL, os.path.basename(path))
     openvino.save_model(quantized, partial, compress_to_fp16=False)
     for suffix in (".xml", ".bin"):
