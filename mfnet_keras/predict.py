@@ -228,7 +228,7 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None):
     return result
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m mfnet_keras.predict",
         description="Classify video files or a live stream with an exported model (SavedModel, LiteRT, ONNX, "
@@ -258,6 +258,11 @@ def main(argv=None):
     stream.add_argument("--smooth", type=int, default=2, help="windows whose softmax is averaged (default: 2)")
     stream.add_argument("--overlay", metavar="OUT.mp4", help="also write the video with the label drawn on")
     add_verbose_argument(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.clips < 1 or args.top_k < 1 or (args.timeline is not None and args.timeline <= 0):
         parser.error("--clips and --top-k must be >= 1, --timeline > 0")

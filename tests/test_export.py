@@ -106,7 +106,8 @@ def test_predict_json_schema_and_bad_file(exported, videos, capsys):
     assert [line["video"] for line in lines] == [good[0], bad, good[1]]
     assert lines[1] == {"video": bad, "error": "not a video: Invalid data found when processing input"}
     for line in (lines[0], lines[2]):
-        assert set(line) == {"video", "frames", "fps", "width", "height", "top_k"}
+        assert set(line) == {"video", "runtime", "frames", "fps", "width", "height", "top_k"}
+        assert line["runtime"] == "tensorflow"  # a SavedModel
         assert line["frames"] == 30 and line["fps"] == 10
         assert (line["width"], line["height"]) == (50, 36)  # 64x48 at a short side of 37 (32 x 256 / 224), even
         assert [set(item) for item in line["top_k"]] == [{"label", "index", "probability"}] * 3
