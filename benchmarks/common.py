@@ -31,14 +31,21 @@ def matmul_peak(seconds=3.0, n=2048):
     return best
 
 
-def interleave(runners, repeats, warmup=1):
-    """Calls each runner in turn, `repeats` rounds after `warmup`; returns `{name: [seconds, ...]}`."""
+def interleave(runners, repeats, warmup=1, settle=0):
+    """Calls each runner in turn, `repeats` rounds after `warmup`; returns `{name: [seconds, ...]}`.
+
+    `settle` untimed calls precede each timed one, so that threads the previous runner left spinning
+    (OpenMP, TBB) have gone idle and caches hold this runner's data: needed when runners of different
+    runtimes share the cores.
+    """
     for run in runners.values():
         for _ in range(warmup):
             run()
     times = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
+            for _ in range(settle):
+                run()
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)

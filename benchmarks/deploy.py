@@ -7,7 +7,8 @@ writes it (each runtime's graph form): LiteRT float32 and int8, ONNX (run by
 onnxruntime), OpenVINO (run at float32 and at bf16) and OpenVINO int8 (NNCF). At batch 1 they run
 interleaved, round after round, with Keras (a compiled `tf.function`, as
 `predict` runs it) and the PyTorch MF-Net of tests/torch_mfnet.py in
-`channels_last_3d`; medians are printed as ms per clip with the speed-up over
+`channels_last_3d`, each timed call after an untimed one of the same runtime (so
+that no runtime pays for another's spinning threads); medians are printed as ms per clip with the speed-up over
 PyTorch, MB on disk, and the largest logit difference from Keras on random clips.
 
 With `--demo` (a `make demo` output folder), every size uses the demo's
@@ -142,7 +143,7 @@ def benchmark(size, args, folder):
     run = runners(model, paths, size)
     clip = rng.uniform(0, 255, (1, *size, size[1], 3)).astype(np.float32)
     keras_logits = run["Keras (TensorFlow) float32"](clip)
-    times = common.interleave({name: (lambda f=f: f(clip)) for name, f in run.items()}, args.repeats)
+    times = common.interleave({name: (lambda f=f: f(clip)) for name, f in run.items()}, args.repeats, settle=1)
     torch_ms = 1000 * common.median(times["PyTorch channels_last_3d float32"])
     top1 = {}
     if trained:
@@ -171,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--demo", help="a `make demo` output folder (runs/demo): its classifier and held-out clips")
     parser.add_argument("--demo-views", type=int, default=4, help="clips per held-out demo video (default: 4)")
-    parser.add_argument("--calibration-clips", type=int, default=32, help="demo clips calibrating int8 (default: 32)")
+    parser.add_argument("--calibration-clips", type=int, default=64, help="demo clips calibrating int8 (default: 64)")
     parser.add_argument("--work", help="where the exports go (default: a temporary folder); reused when present")
     args = parser.parse_args(argv)
     import torch
