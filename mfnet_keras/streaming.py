@@ -14,10 +14,12 @@ the current label and a probability bar drawn on every frame.
 """
 
 import collections
+import contextlib
 import dataclasses
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -124,55 +126,78 @@ class _Reader(threading.Thread):
 
 
 class Overlay:
-    """Writes frames with the current label and a probability bar (H.264, the source's frame rate)."""
+    """Writes frames with the current label and a probability bar (H.264, the source's frame rate).
+
+    The video is written under `.partial/` beside `path` and moved there by `close`, so a killed run
+    leaves no half-written file at `path`; an interrupted one (Ctrl-C) still closes it.
+    """
 
     def __init__(self, path, fps):
         import av
 
-        self.path, self.fps, self.container, self.stream, self.font = path, fps, None, None, None
+        from mfnet_keras.files import PARTIAL
+
+        self.path, self.fps, self.stream, self.font = path, fps, None, None
+        self.partial = os.path.join(os.path.dirname(os.path.abspath(path)), PARTIAL, os.path.basename(path))
         try:
-            self.container = av.open(path, mode="w")
+            os.makedirs(os.path.dirname(self.partial), exist_ok=True)
+            self.container = av.open(self.partial, mode="w")
         except (av.error.FFmpegError, OSError) as error:
             raise StreamError(f"cannot write --overlay {path}: {error}") from None
 
     def write(self, image, label=None, probability=0.0):
         import av
-        from PIL import Image, ImageDraw, ImageFont
 
-        height, width = image.shape[:2]
-        if self.stream is None:  # H.264 in yuv420p needs even sides: odd ones gain a black row or column
+        try:
+            for packet in self._stream(image).encode(av.VideoFrame.from_ndarray(self._draw(image, label, probability))):
+                self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as error:
+            raise StreamError(f"cannot write --overlay {self.path}: {error}") from None
+
+    def _stream(self, image):
+        """The output stream, added at the first frame: H.264 in yuv420p needs even sides, so odd ones
+        gain a black row or column."""
+        from PIL import ImageFont
+
+        if self.stream is None:
+            height, width = image.shape[:2]
             self.stream = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
-            self.stream.width, self.stream.height, self.stream.pix_fmt = (
-                width + width % 2,
-                height + height % 2,
-                "yuv420p",
-            )
+            self.stream.width, self.stream.height = width + width % 2, height + height % 2
+            self.stream.pix_fmt = "yuv420p"
             self.font = ImageFont.load_default(size=max(10, self.stream.height // 18))
-        canvas = Image.new("RGB", (self.stream.width, self.stream.height))
+        return self.stream
+
+    def _draw(self, image, label, probability):
+        from PIL import Image, ImageDraw
+
+        width, height = self.stream.width, self.stream.height
+        canvas = Image.new("RGB", (width, height))
         canvas.paste(Image.fromarray(image))
         if label is not None:
             draw = ImageDraw.Draw(canvas)
-            bar = max(4, self.stream.height // 24)
-            top = self.stream.height - bar
-            draw.rectangle((0, top, self.stream.width, self.stream.height), fill=(40, 40, 40))
-            draw.rectangle((0, top, round(self.stream.width * probability), self.stream.height), fill=(60, 200, 90))
-            draw.text(
-                (4, top - 4),
-                f"{label} {100 * probability:.0f}%",
-                fill=(255, 255, 255),
-                font=self.font,
-                anchor="ld",
-                stroke_width=2,
-                stroke_fill=(0, 0, 0),
-            )
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")):
-            self.container.mux(packet)
+            top = height - max(4, height // 24)
+            draw.rectangle((0, top, width, height), fill=(40, 40, 40))
+            draw.rectangle((0, top, round(width * probability), height), fill=(60, 200, 90))
+            text = f"{label} {100 * probability:.0f}%"
+            draw.text((4, top - 4), text, (255, 255, 255), self.font, "ld", stroke_width=2, stroke_fill=(0, 0, 0))
+        return np.asarray(canvas)
 
-    def close(self):
-        if self.stream is not None:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        self.container.close()
+    def close(self, keep=True):
+        """Finishes the video and moves it to `path` (`keep=False`: removes it)."""
+        from mfnet_keras.files import remove_empty_partial
+
+        try:
+            if keep and self.stream is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+        finally:
+            with contextlib.suppress(Exception) if not keep else contextlib.nullcontext():
+                self.container.close()  # after a failed write it may fail again: the first error is the one to tell
+            if keep and self.stream is not None:
+                os.replace(self.partial, self.path)
+            elif os.path.exists(self.partial):
+                os.remove(self.partial)
+            remove_empty_partial(os.path.dirname(os.path.dirname(self.partial)))
 
 
 def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None, stats=None):
@@ -190,7 +215,11 @@ def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None,
     container, stats.live = open_source(source)
     reader = _Reader(container, stats.live, classifier.short_side, overlay is not None, QUEUE_CLIPS * span)
     stats.fps = reader.fps
-    writer = Overlay(overlay, reader.fps) if overlay else None
+    try:
+        writer = Overlay(overlay, reader.fps) if overlay else None
+    except StreamError:
+        container.close()
+        raise
     ring, recent, since, shown = collections.deque(maxlen=span), collections.deque(maxlen=smooth), 0, None
     began = time.perf_counter()
     reader.start()
@@ -222,5 +251,5 @@ def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None,
                 pass
         container.close()
         if writer:
-            writer.close()
+            writer.close(keep=sys.exc_info()[0] in (None, GeneratorExit, KeyboardInterrupt))
         stats.dropped, stats.seconds = reader.dropped, time.perf_counter() - began

@@ -75,6 +75,7 @@ def test_the_label_follows_the_change_and_the_overlay_has_every_frame(long_video
         [((CLIP - 1) * INTERVAL + 1) / FPS] * len(windows), abs=1e-3
     )
     assert "stream: 80 frames" in err and "0 dropped" in err
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]  # written under .partial/, then moved
     with av.open(str(tmp_path / "out.mp4")) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(frames) == 2 * HALF and frames[0].shape == (SIZE, SIZE, 3)
@@ -102,3 +103,30 @@ def test_a_missing_source_is_one_line(long_video, tmp_path, capsys):
     assert (code, windows) == (2, [])
     assert err.strip().splitlines()[-1] == f"error: {tmp_path / 'nope.mp4'}: no such file"
     assert not os.path.exists(tmp_path / "nope.mp4")
+
+
+def test_an_overlay_that_cannot_be_written_is_one_line_and_leaves_nothing(long_video, tmp_path, capsys):
+    _, model = long_video
+    (tmp_path / "file").write_text("")
+    code, _, err = stream(capsys, long_video[0], model, "--overlay", str(tmp_path / "file" / "out.mp4"))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(f"error: cannot write --overlay {tmp_path / 'file' / 'out.mp4'}: ")
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_ctrl_c_stops_cleanly_with_the_overlay_finished(long_video, tmp_path, capsys, monkeypatch):
+    video, model = long_video
+    probabilities, calls = predict.Classifier.probabilities, []
+
+    def interrupted_at_the_fifth_window(self, clips):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return probabilities(self, clips)
+
+    monkeypatch.setattr(predict.Classifier, "probabilities", interrupted_at_the_fifth_window)
+    code, windows, err = stream(capsys, video, model, "--overlay", str(tmp_path / "out.mp4"))
+    assert (code, len(windows)) == (130, 4)
+    frames = int(re.search(r"stream: (\d+) frames, 4 windows, 0 dropped;.* \(interrupted\)", err).group(1))
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == frames - 1  # all but the frame being classified
