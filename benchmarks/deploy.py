@@ -131,7 +131,6 @@ def benchmark(size, args, folder):
     """Times every runtime at `size`; returns table rows."""
     model, trained = classifier(size, args.demo)
     rng = np.random.default_rng(0)
-    calibration = None
     if trained:
         from mfnet_keras.export import read_calibration_clips
 
