@@ -7,8 +7,8 @@
 `model.xml` through Keras's `model.export`, with `classifier.json` (class names,
 preprocessing) beside it: see `export_runtime`. `--format litert|openvino
 --precision int8 --calibration 'data/*.tfrecord' [--calibration-clips 64]`
-writes an int8 model (LiteRT: full-integer; OpenVINO: quantised by NNCF). The rest of this text is about the default,
-`tf_saved_model`.
+writes an int8 model (LiteRT: full-integer; OpenVINO: quantised by NNCF).
+The rest of this text is about the default, `tf_saved_model`.
 
 The classifier carries its preprocessing (resize, centre crop, normalisation)
 and class names, so nothing else is read. Signatures (all return `logits`,
@@ -331,9 +331,11 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     return path
 
 
-def cached_runtime_export(model, source, format):
-    """The `format` artefact of `model`, loaded from `source` (a `.keras` file or preset folder): exported
-    once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged."""
+def cached_runtime_export(source, format):
+    """The `format` artefact of the classifier at `source` (a `.keras` file or preset folder): exported
+    once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged
+    (the Keras model is only loaded to export it)."""
+    from mfnet_keras import models
     from mfnet_keras.files import remove_empty_partial, replacing, sha256_of
     from mfnet_keras.models.presets import cache_dir
 
@@ -342,7 +344,7 @@ def cached_runtime_export(model, source, format):
     if not os.path.exists(os.path.join(folder, SIDECAR)):
         os.makedirs(os.path.dirname(folder), exist_ok=True)
         with replacing(folder) as partial:
-            export_runtime(model, partial, format)
+            export_runtime(models.load_model(source), partial, format)
         remove_empty_partial(os.path.dirname(folder))
     return os.path.join(folder, ARTEFACTS[format])
 

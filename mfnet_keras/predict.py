@@ -132,14 +132,14 @@ class Classifier:
             self._serve, self.runtime = loaded.signatures["serving_default"], "tensorflow"
             self.class_names, settings = saved_model_settings(loaded)
         elif artefact is None:
-            from mfnet_keras import models
-
-            model = models.load_model(path)
             if runtime == "openvino" or (runtime == "auto" and os.path.exists(path) and _installed("openvino")):
                 from mfnet_keras.export import cached_runtime_export
 
-                artefact = cached_runtime_export(model, path, "openvino")
+                artefact = cached_runtime_export(path, "openvino")
             else:
+                from mfnet_keras import models
+
+                model = models.load_model(path)
                 self._keras, self.runtime = model, "keras"
                 self.class_names, settings = list(model.class_names), model.preprocessor.get_config()
         if artefact is not None:
