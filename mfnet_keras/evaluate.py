@@ -269,10 +269,15 @@ def main(argv=None):
         return 2
     import tensorflow as tf
 
+    from mfnet_keras.models import PresetError
+
     try:
         evaluate(config, args.weights, args.output or os.path.join(os.path.dirname(args.weights) or ".", "eval"))
     except tf.errors.InvalidArgumentError as error:  # bad eval data: the message names the file and record
         print(f"error: {data_error_text(error)}", file=sys.stderr)
+        return 1
+    except PresetError as error:  # a model file or preset that Keras or our checks refuse
+        print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -375,10 +375,7 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
     _check_tools(format, precision)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
-    try:
-        model = models.load_model(weights)
-    except ValueError as error:  # PresetError and Keras's "not a model file" errors
-        raise ExportError(f"{weights}: {error}") from error
+    model = models.load_model(weights)  # a file or preset it refuses is a PresetError line
     if format != "tf_saved_model":
         clips = read_calibration_clips(model, calibration, calibration_clips) if precision == "int8" else None
         path = export_runtime(model, out, format, precision, clips)
@@ -413,11 +410,16 @@ def main(argv=None):
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
+    from mfnet_keras.models import PresetError
+
     try:
         result = export(args.weights, args.out, args.format, args.precision, args.calibration, args.calibration_clips)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except PresetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(result))
     return 0
 

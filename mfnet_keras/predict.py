@@ -278,11 +278,16 @@ def main(argv=None):
     from tfrecords_tools.video import VideoError
 
     import_tensorflow(args.verbose)
+    from mfnet_keras.models import PresetError
+
     try:
         classifier = Classifier(args.model, args.runtime)
     except RuntimeMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except PresetError as error:  # a model file or preset that Keras or our checks refuse
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.stream:
         return _stream(classifier, args)
     failed = False

@@ -32,22 +32,47 @@ def run_without_project(script, timeout=300):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-class HttpServer:
-    """A real HTTP server on 127.0.0.1 serving a folder, counting the GET requests per path."""
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that stopped reading (a refused download)
+            super().handle_error(request, client_address)
 
-    def __init__(self, folder):
+
+def cached_files():
+    """What the preset cache (`$KERAS_HOME/mfnet_keras`) holds, sorted."""
+    from mfnet_keras.models import presets
+
+    return sorted(os.listdir(presets.cache_dir())) if os.path.isdir(presets.cache_dir()) else []
+
+
+class HttpServer:
+    """A real HTTP server on 127.0.0.1 serving a folder, counting the GET requests per path.
+
+    With `content_length=False` a file is sent without a `Content-Length` header
+    (the body ends when the connection closes), as some servers stream."""
+
+    def __init__(self, folder, content_length=True):
         self.requests = []
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def do_GET(self):
                 outer.requests.append(self.path)
-                super().do_GET()
+                path = self.translate_path(self.path)
+                if content_length or not os.path.isfile(path):
+                    return super().do_GET()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                with open(path, "rb") as f:
+                    while block := f.read(1 << 16):
+                        self.wfile.write(block)
+                self.close_connection = True
 
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        self.httpd = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 

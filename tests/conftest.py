@@ -17,6 +17,19 @@ def keras_home(tmp_path_factory):
     os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras_home"))
 
 
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A real HTTP server on 127.0.0.1 serving `tmp_path/served`, with a cache of this test's own."""
+    from commands import HttpServer
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    served = tmp_path / "served"
+    served.mkdir()
+    running = HttpServer(str(served))
+    yield running, served
+    running.close()
+
+
 @pytest.fixture(scope="session")
 def demo_records(tmp_path_factory):
     """The synthetic motion classes, 2 training and 1 test video each, packed at a short side of 40."""

@@ -25,9 +25,30 @@ __all__ = [
 
 
 def load_model(path):
-    """A classifier from a `.keras` file (uncompiled) or any `VideoClassifier.from_preset` handle."""
+    """A classifier from a `.keras` file (uncompiled, in Keras's safe mode) or any
+    `VideoClassifier.from_preset` handle; a file Keras refuses is one `PresetError` line.
+
+    Examples:
+    >>> model = load_model("runs/demo/mfnet3d/model.keras")  # doctest: +SKIP
+    """
+    import re
+    import zipfile
+
     import keras
 
-    if str(path).endswith(".keras"):
-        return keras.saving.load_model(path, compile=False)
-    return VideoClassifier.from_preset(path)
+    if not str(path).endswith(".keras"):
+        return VideoClassifier.from_preset(path)
+    if not zipfile.is_zipfile(path):
+        raise PresetError(f"{path}: not a .keras file (not a zip archive)")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError and others for a file it refuses
+        text = " ".join(str(error).split())
+        unknown = re.search(r"Could not locate (?:class|function) '[^']+'", text)
+        if unknown:
+            reason = f"{unknown.group(0)} (neither Keras's nor this package's)"
+        elif "`Lambda` layer" in text and "safe_mode" in text:
+            reason = "holds a `Lambda` layer (Python code), which Keras's safe mode refuses to load"
+        else:
+            reason = text.split(". ")[0][:300] or type(error).__name__
+        raise PresetError(f"{path}: {reason}") from None

@@ -19,14 +19,15 @@ A handle for `from_preset` is one of:
 import datetime
 import hashlib
 import importlib
-import json
 import os
-import shutil
 import urllib.parse
 
 import keras
 
+from mfnet_keras import downloads
+from mfnet_keras.downloads import ARCHIVES
 from mfnet_keras.files import sha256_of
+from mfnet_keras.models.preset_folder import PresetError, blaming, clip_size, folder_parts
 
 _CHECKPOINTS = "https://github.com/cypw/PyTorch-MFNet (README, 'Pretrained models'; its Google Drive links are dead)"
 _VIDEO = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "frame_interval": 2}
@@ -157,13 +158,8 @@ PRESETS = {
         "note": "the file name is our guess: pass --preset mfnet3d_hmdb51_split1 to convert if yours differs",
     },
 }
-ARCHIVES = (".tar.gz", ".tgz", ".zip")
 CACHE_SUBDIR = "mfnet_keras"
 HEAD_WEIGHTS = "task.weights.h5"
-
-
-class PresetError(ValueError):
-    """A handle that cannot be loaded: one line saying why."""
 
 
 def list_presets(architectures=True, releases=True):
@@ -229,53 +225,42 @@ def cache_dir():
 
 
 def _download(url, sha256=None):
-    """The cached copy of `url`, downloaded once with `keras.utils.get_file` and verified.
-
-    The file is downloaded under `.partial/` and moved into the cache only when
-    complete and matching `sha256`, so an interrupted or bad download leaves
-    nothing in the cache.
-    """
+    """The cached copy of `url`, downloaded once (see `mfnet_keras.downloads.download`: size limit,
+    `sha256`, nothing kept from a failed or refused download)."""
     name = os.path.basename(urllib.parse.urlparse(url).path) or hashlib.sha256(url.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir(), name)
     if os.path.exists(target) and (sha256 is None or sha256_of(target) == sha256.lower()):
         return target
-    os.makedirs(cache_dir(), exist_ok=True)  # get_file falls back to /tmp for a folder it cannot write
+    os.makedirs(cache_dir(), exist_ok=True)
     try:
-        partial = keras.utils.get_file(name, url, cache_dir=cache_dir(), cache_subdir=".partial")
-    except Exception as error:  # get_file reports HTTP and connection errors as a bare Exception
-        reason = str(error).split(" -- ", 1)[-1].strip() or type(error).__name__
-        code = str(error).split(": ", 1)[-1].split(" -- ", 1)[0] if " -- " in str(error) else ""
-        raise PresetError(f"cannot download {url}: {code + ' ' if code.isdigit() else ''}{reason}") from error
-    found = sha256_of(partial)
-    if sha256 is not None and found != sha256.lower():
-        os.remove(partial)
-        raise PresetError(f"{url}: sha256 {found} does not match the expected {sha256}; nothing was kept")
-    os.replace(partial, target)
-    return target
+        return downloads.download(url, target, sha256)
+    except downloads.DownloadError as error:
+        raise PresetError(str(error)) from None
 
 
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
-def _extract(archive):
-    """The preset folder inside a downloaded archive, extracted once beside it."""
+def _extract(archive, url):
+    """The preset folder inside a downloaded archive, extracted once beside it, safely
+    (`mfnet_keras.downloads.extract_archive`); a refused archive is removed from the cache."""
     folder = archive + ".preset"
-    if not os.path.exists(os.path.join(folder, ".complete")):
-        _remove(folder)
-        shutil.unpack_archive(archive, folder)
-        open(os.path.join(folder, ".complete"), "w").close()
+    if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, ".complete")):  # .complete: unchecked, old
+        try:
+            downloads.extract_archive(archive, folder, label=url)
+        except downloads.DownloadError as error:
+            os.remove(archive)
+            raise PresetError(str(error)) from None
     for root, _, files in os.walk(folder):
         if "config.json" in files:
             return root
-    raise PresetError(f"{archive}: the archive holds no config.json (not a preset folder)")
+    raise PresetError(f"{url}: the archive holds no config.json (not a preset folder)")
+
+
+# The files a preset folder may hold: what hub downloads fetch, and no more.
+PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json", "task.json", "task.weights.h5", "preprocessor.json")
+PRESET_PATTERNS = ("*.json", "*.weights.h5", "README.md")
 
 
 def _hub_folder(handle):
-    """The local folder of an `hf://` or `kaggle://` handle, downloaded by its hub's client."""
+    """The local folder of an `hf://` or `kaggle://` handle: its preset files only, fetched by the hub's client."""
     scheme, rest = handle.split("://", 1)
     package = {"hf": "huggingface_hub", "kaggle": "kagglehub"}[scheme]
     try:
@@ -284,12 +269,23 @@ def _hub_folder(handle):
         raise PresetError(f"{handle}: {scheme}:// presets need {package}: pip install {package}") from error
     try:
         if scheme == "hf":
-            return module.snapshot_download(repo_id=rest)
-        return module.model_download(rest)
+            return module.snapshot_download(repo_id=rest, allow_patterns=list(PRESET_PATTERNS))
+        return _kaggle_files(module, rest)
     except Exception as error:
         raise PresetError(
             f"{handle}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         ) from error
+
+
+def _kaggle_files(kagglehub, handle):
+    """Fetches a Kaggle model variant's preset files one by one (`config.json` required, the others if there)."""
+    folder = os.path.dirname(kagglehub.model_download(handle, path="config.json"))
+    for name in (*PRESET_FILES[1:], "README.md"):
+        try:
+            kagglehub.model_download(handle, path=name)
+        except Exception:  # the file is not in this variant; kagglehub's error types vary by version
+            continue
+    return folder
 
 
 def resolve(handle, sha256=None):
@@ -299,7 +295,7 @@ def resolve(handle, sha256=None):
         if not handle.endswith((".pth", *ARCHIVES)):
             raise PresetError(f"{handle}: a URL must end in .pth or {', '.join(ARCHIVES)}")
         path = _download(handle, sha256)
-        return ("pth", path) if handle.endswith(".pth") else ("folder", _extract(path))
+        return ("pth", path) if handle.endswith(".pth") else ("folder", _extract(path, handle))
     if handle.startswith(("hf://", "kaggle://")):
         return "folder", _hub_folder(handle)
     if os.path.isdir(handle):
@@ -317,38 +313,16 @@ def resolve(handle, sha256=None):
 # --- Building --------------------------------------------------------------------------------------
 
 
-def _read_json(folder, name):
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def _clip_size(input_shape):
-    """The preprocessor's clip length and crop size for a backbone input shape (a 2D backbone: one frame)."""
-    return {"clip_length": 1 if len(input_shape) == 3 else input_shape[0], "crop_size": input_shape[-2]}
-
-
 def _parts_of_entry(entry):
-    """`(backbone class name, backbone config, preprocessor config, head config)` of a table entry."""
+    """`(backbone class name, backbone config, preprocessor config, head config, None)` of a table entry."""
     shape = entry["input_shape"]
-    pre = {**_clip_size(shape), **entry.get("preprocessing", {})}
+    pre = {**clip_size(shape), **entry.get("preprocessing", {})}
     head = {"name": entry["name"], "num_classes": entry["num_classes"], "class_names": class_names_of(entry)}
-    return entry["backbone"], {**entry["args"], "input_shape": shape}, pre, head
+    return entry["backbone"], {**entry["args"], "input_shape": shape}, pre, head, None
 
 
 def _parts_of_folder(folder):
-    task = _read_json(folder, "task.json")
-    if task is not None:
-        config = dict(task["config"])
-        backbone = config.pop("backbone")
-        pre = config.pop("preprocessor")["config"]
-        return backbone["class_name"], dict(backbone["config"]), dict(pre), config
-    backbone = _read_json(folder, "config.json")
-    pre = _read_json(folder, "preprocessor.json")
-    pre_config = pre["config"] if pre else _clip_size(backbone["config"]["input_shape"])
-    return backbone["class_name"], dict(backbone["config"]), dict(pre_config), None
+    return folder_parts(folder, _backbone_classes())
 
 
 def _backbone_classes():
@@ -357,8 +331,8 @@ def _backbone_classes():
     return {cls.__name__: cls for cls in (models.MFNetBackbone, models.ResNetBackbone, models.MobileNetV2Backbone)}
 
 
-def _build_backbone(class_name, config, pre, overrides):
-    """The backbone for clips of the preprocessor's size, with constructor overrides."""
+def _check_overrides(class_name, overrides):
+    """Refuses a constructor override the backbone class does not take (the caller's mistake, not the preset's)."""
     import inspect
 
     cls = _backbone_classes()[class_name]
@@ -369,6 +343,11 @@ def _build_backbone(class_name, config, pre, overrides):
             f"Unknown option for {class_name}; expected some of {sorted(accepted)}. "
             f"Received: {unknown[0]}={overrides[unknown[0]]!r}"
         )
+
+
+def _build_backbone(class_name, config, pre, overrides):
+    """The backbone for clips of the preprocessor's size, with (checked) constructor overrides."""
+    cls = _backbone_classes()[class_name]
     config = {k: v for k, v in config.items() if k != "trainable"}
     size = pre["crop_size"]
     two_d = len(config["input_shape"]) == 3
@@ -392,14 +371,13 @@ def _assemble(parts, num_classes, class_names, kwargs):
     from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
     from mfnet_keras.models.video_classifier import VideoClassifier
 
-    class_name, backbone_config, pre, head = parts
+    class_name, backbone_config, pre, head, source = parts
     pre_over, head_over, backbone_over = _split_overrides(dict(kwargs))
+    _check_overrides(class_name, backbone_over)
     pre = {k: v for k, v in pre.items() if k in _PREPROCESSOR_KEYS}
     if "crop_size" in pre_over and "short_side" not in pre_over:
         pre.pop("short_side", None)
     pre.update(pre_over)
-    preprocessor = VideoClassifierPreprocessor(name="preprocessor", **pre)  # checks the clip size first
-    backbone = _build_backbone(class_name, backbone_config, pre, backbone_over)
     head = dict(head or {})
     saved_classes = head.get("num_classes")
     classes = saved_classes if num_classes is None else num_classes
@@ -409,15 +387,31 @@ def _assemble(parts, num_classes, class_names, kwargs):
     names = class_names if class_names is not None else (head.get("class_names") if kept else None)
     head_args = {k: head[k] for k in _HEAD_KEYS if k in head}
     head_args.update(head_over)
-    classifier = VideoClassifier(
-        backbone,
-        classes,
-        preprocessor=preprocessor,
-        class_names=names,
-        name=head.get("name", "video_classifier"),
-        **head_args,
-    )
+    with blaming(source):
+        preprocessor = VideoClassifierPreprocessor(name="preprocessor", **pre)  # checks the clip size first
+        backbone = _build_backbone(class_name, backbone_config, pre, backbone_over)
+        classifier = VideoClassifier(
+            backbone,
+            classes,
+            preprocessor=preprocessor,
+            class_names=names,
+            name=head.get("name", "video_classifier"),
+            **head_args,
+        )
     return classifier, kept
+
+
+def _load_backbone_weights(backbone, folder):
+    """`model.weights.h5` into `backbone`; a file that does not fit is one `PresetError` line naming it."""
+    path = os.path.join(folder, "model.weights.h5")
+    with blaming(path):
+        if not os.path.exists(path):
+            raise PresetError(f"{path}: missing")
+        try:
+            backbone.load_weights(path)
+        except Exception as error:  # h5py and Keras raise several types for a file that does not fit
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise PresetError(f"{path}: does not fit the architecture in config.json: {first[:300]}") from None
 
 
 def _load_head_weights(model, folder):
@@ -425,10 +419,16 @@ def _load_head_weights(model, folder):
     import h5py
 
     path = os.path.join(folder, HEAD_WEIGHTS)
-    if os.path.exists(path):
-        with h5py.File(path, "r") as f:
-            for weight in _head_weights(model):
-                weight.assign(f[weight.path][()])
+    if not os.path.exists(path):
+        return
+    with blaming(path), h5py.File(path, "r") as f:
+        for weight in _head_weights(model):
+            if weight.path not in f:
+                raise PresetError(f"{path}: has no {weight.path!r}")
+            value = f[weight.path][()]
+            if tuple(value.shape) != tuple(weight.shape):
+                raise PresetError(f"{path}: {weight.path!r} has shape {value.shape}, the model needs {weight.shape}")
+            weight.assign(value)
 
 
 def _head_weights(model):
@@ -448,11 +448,11 @@ def classifier_from_checkpoint(path, preset=None, num_classes=None, class_names=
 
     name = preset or find_release(path) or "mfnet3d"
     state = weights.read_torch_state_dict(path)
-    backbone, args, pre, head = _parts_of_entry(get_preset(name))
+    backbone, args, pre, head, _ = _parts_of_entry(get_preset(name))
     kernel = state.get("classifier.weight")
     if kernel is not None and kernel.shape[0] != head["num_classes"]:
         head = {"name": head["name"], "num_classes": int(kernel.shape[0])}
-    model, _ = _assemble((backbone, args, pre, head), num_classes, class_names, kwargs)
+    model, _ = _assemble((backbone, args, pre, head, None), num_classes, class_names, kwargs)
     skip = skip_classifier or not weights.classifier_matches(model, state)
     weights.load_state_dict(model, state, skip_classifier=skip)
     return model
@@ -492,7 +492,7 @@ def load_classifier(handle, num_classes=None, class_names=None, load_weights=Tru
         parts = _parts_of_folder(where)
     classifier, kept = _assemble(parts, num_classes, class_names, kwargs)
     if load_weights and kind == "folder":
-        classifier.backbone.load_weights(os.path.join(where, "model.weights.h5"))
+        _load_backbone_weights(classifier.backbone, where)
         if kept:
             _load_head_weights(classifier, where)
     return classifier
@@ -508,10 +508,11 @@ def load_backbone(handle, load_weights=True, cls=None, **kwargs):
         backbone = load_classifier(where, load_weights=load_weights, sha256=sha256, **kwargs).backbone
     else:
         parts = _parts_of_folder(where) if kind == "folder" else _parts_of_entry(get_preset(where))
-        pre = {**parts[2], **pre_over}
-        backbone = _build_backbone(parts[0], parts[1], pre, backbone_over)
+        _check_overrides(parts[0], backbone_over)
+        with blaming(parts[4]):
+            backbone = _build_backbone(parts[0], parts[1], {**parts[2], **pre_over}, backbone_over)
         if load_weights and kind == "folder":
-            backbone.load_weights(os.path.join(where, "model.weights.h5"))
+            _load_backbone_weights(backbone, where)
     if cls is not None and not isinstance(backbone, cls):
         raise PresetError(f"{handle} holds a {type(backbone).__name__}, not a {cls.__name__}")
     return backbone

@@ -1,0 +1,141 @@
+"""Reading a preset folder that someone else may have written: every file checked, one line per problem.
+
+A preset folder holds `config.json` (the backbone), `model.weights.h5`, and for
+a classifier `task.json`, `task.weights.h5` and `preprocessor.json`, with
+`metadata.json`. Each JSON file must be an object of the expected shape, and
+each class it names must be one of this package's: nothing is imported by the
+module name a file gives, and nested Keras objects are not deserialised. A
+problem is a `PresetError` naming the file and what is wrong with it.
+"""
+
+import contextlib
+import json
+import os
+
+TASK_CLASSES = ("VideoClassifier",)
+PREPROCESSOR_CLASSES = ("VideoClassifierPreprocessor",)
+# Types of the classifier's own settings in task.json (other keys are left alone).
+HEAD_TYPES = {
+    "name": (str,),
+    "num_classes": (int,),
+    "class_names": (list, type(None)),
+    "pooling": (str,),
+    "dropout": (int, float),
+    "activation": (str, type(None)),
+    "head_dtype": (str, type(None)),
+}
+METADATA_TYPES = {"keras_version": (str,), "mfnet_keras_version": (str,), "parameter_count": (int,), "date": (str,)}
+_DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+
+
+class PresetError(ValueError):
+    """A handle that cannot be loaded: one line saying why."""
+
+
+def read_json(folder, name):
+    """The JSON object in `folder/name`, or None when there is no such file."""
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
+        raise PresetError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _plain(path, where, config):
+    """`config` with a saved dtype policy turned back into its name; any other nested object is refused."""
+    config = dict(config)
+    for key, value in config.items():
+        if isinstance(value, dict):
+            if key == "dtype" and value.get("class_name") in _DTYPE_POLICIES and isinstance(value.get("config"), dict):
+                config[key] = value["config"].get("name")
+                continue
+            raise PresetError(f"{path}: {where}config[{key!r}] is an object; only plain values are read")
+    return config
+
+
+def serialized_object(path, data, classes, where="", nested=False):
+    """`(class_name, config)` of a serialised Keras object in a preset file, checked against `classes`;
+    its config may hold objects only with `nested` (a task's backbone and preprocessor, checked apart)."""
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: {where}expected an object, found {type(data).__name__}")
+    for key in ("class_name", "config"):
+        if key not in data:
+            raise PresetError(f"{path}: {where}missing key {key!r}")
+    name, config = data["class_name"], data["config"]
+    if not (isinstance(name, str) and name in classes):
+        raise PresetError(f"{path}: {where}class_name {name!r} is not one of this package's {sorted(classes)}")
+    if not isinstance(config, dict):
+        raise PresetError(f"{path}: {where}'config' must be an object, found {type(config).__name__}")
+    return name, dict(config) if nested else _plain(path, where, config)
+
+
+def _check_types(path, data, types, where=""):
+    for key, allowed in types.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise PresetError(f"{path}: {where}{key!r} must be {expected}, found {json.dumps(value)[:60]}")
+
+
+def clip_size(input_shape):
+    """The preprocessor's clip length and crop size for a backbone input shape (a 2D backbone: one frame)."""
+    return {"clip_length": 1 if len(input_shape) == 3 else input_shape[0], "crop_size": input_shape[-2]}
+
+
+def _task_parts(folder, task, backbone_classes):
+    path = os.path.join(folder, "task.json")
+    _, config = serialized_object(path, task, TASK_CLASSES, nested=True)
+    for key in ("backbone", "preprocessor", "num_classes"):
+        if key not in config:
+            raise PresetError(f"{path}: config is missing key {key!r}")
+    backbone = serialized_object(path, config.pop("backbone"), backbone_classes, "config['backbone']: ")
+    _, pre = serialized_object(path, config.pop("preprocessor"), PREPROCESSOR_CLASSES, "config['preprocessor']: ")
+    _check_types(path, config, HEAD_TYPES, "config: ")
+    if config.get("class_names") is not None and not all(isinstance(n, str) for n in config["class_names"]):
+        raise PresetError(f"{path}: config: 'class_names' must be a list of strings")
+    return (*backbone, pre, config, path)
+
+
+def folder_parts(folder, backbone_classes):
+    """`(backbone class name, backbone config, preprocessor config, head config or None, source file)`
+    of a preset folder, every JSON file in it checked; `backbone_classes` are the class names it may name.
+    A classifier's parts come from `task.json`, a backbone's from `config.json` and `preprocessor.json`."""
+    metadata = read_json(folder, "metadata.json")
+    if metadata is not None:
+        _check_types(os.path.join(folder, "metadata.json"), metadata, METADATA_TYPES)
+    path = os.path.join(folder, "config.json")
+    backbone = read_json(folder, "config.json")
+    if backbone is None:
+        raise PresetError(f"{folder}: not a preset folder (no config.json)")
+    class_name, config = serialized_object(path, backbone, backbone_classes)
+    shape = config.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) in (3, 4)):
+        raise PresetError(f"{path}: config['input_shape'] must be a list of 3 or 4 sizes, found {shape!r}")
+    pre_path = os.path.join(folder, "preprocessor.json")
+    pre = read_json(folder, "preprocessor.json")
+    pre = clip_size(shape) if pre is None else serialized_object(pre_path, pre, PREPROCESSOR_CLASSES)[1]
+    task = read_json(folder, "task.json")
+    if task is not None:
+        return _task_parts(folder, task, backbone_classes)
+    return class_name, config, pre, None, path
+
+
+@contextlib.contextmanager
+def blaming(source):
+    """Turns an error while building from (or loading) a preset file into one `PresetError` line naming
+    the file; without a `source` (a registered preset) errors pass unchanged."""
+    try:
+        yield
+    except PresetError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OSError) as error:
+        if source is None:
+            raise
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise PresetError(f"{source}: {text[:300]}") from None
