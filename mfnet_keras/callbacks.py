@@ -83,15 +83,18 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def _save(self, epoch, step):
         if not self.write:
             return
-        name = f"ckpt-{int(self.model.optimizer.iterations.numpy()):09d}.weights.h5"
+        name = f"ckpt-{int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)):09d}.weights.h5"
         previous = self.state.get("checkpoint")
         if name == previous:
             return
         save_model(self.model, os.path.join(self.directory, name))
         # Metric variables of several replicas are summed by a collective when read, which only the chief
         # would join: their sums are kept for single-replica runs.
-        single = self.model.distribute_strategy.num_replicas_in_sync == 1
-        metrics = {v.path: v.numpy().tolist() for v in self.model.metrics_variables} if step and single else None
+        strategy = getattr(self.model, "distribute_strategy", None)  # TensorFlow's; JAX's DataParallel has none
+        single = strategy is None or strategy.num_replicas_in_sync == 1
+        metrics = None
+        if step and single:
+            metrics = {v.path: keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables}
         seeds = {v.path: keras.ops.convert_to_numpy(v).tolist() for v in self._seed_states()}
         self.state.update(epoch=epoch, step=step, checkpoint=name, metrics=metrics, seeds=seeds)
         if self.data_position is not None:

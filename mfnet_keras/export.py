@@ -335,6 +335,8 @@ def cached_runtime_export(source, format):
     """The `format` artefact of the classifier at `source` (a `.keras` file or preset folder): exported
     once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged
     (the Keras model is only loaded to export it)."""
+    import keras
+
     from mfnet_keras import models
     from mfnet_keras.files import remove_empty_partial, replacing, sha256_of
     from mfnet_keras.models.presets import cache_dir
@@ -344,9 +346,30 @@ def cached_runtime_export(source, format):
     if not os.path.exists(os.path.join(folder, SIDECAR)):
         os.makedirs(os.path.dirname(folder), exist_ok=True)
         with replacing(folder) as partial:
-            export_runtime(models.load_model(source), partial, format)
+            if keras.backend.backend() == "tensorflow":
+                export_runtime(models.load_model(source), partial, format)
+            else:
+                export_under_tensorflow(["--weights", source, "--out", partial, "--format", format])
         remove_empty_partial(os.path.dirname(folder))
     return os.path.join(folder, ARTEFACTS[format])
+
+
+def export_under_tensorflow(argv):
+    """Runs `python -m mfnet_keras.export ARGV` with `KERAS_BACKEND=tensorflow` in a child process and returns
+    its result: how a model trained on JAX or PyTorch is exported (a `.keras` file loads on any backend).
+    The child's `error:` line is raised here as a `PresetError` (a refused model) or an `ExportError`."""
+    import subprocess
+
+    from mfnet_keras.models import PresetError
+
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    command = [sys.executable, "-m", "mfnet_keras.export", *argv]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode == 0:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    errors = [line[len("error: ") :] for line in result.stderr.splitlines() if line.startswith("error: ")]
+    message = errors[-1] if errors else (result.stderr.strip().splitlines() or ["the export process failed"])[-1]
+    raise (PresetError if result.returncode == 1 else ExportError)(message)
 
 
 def export(weights, out, format="tf_saved_model", precision="float32", calibration=None, calibration_clips=64):
@@ -355,7 +378,8 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
     `tf_saved_model`: the SavedModel with three signatures, and a copy as `out/model.keras`.
     `litert`, `onnx`, `openvino`: `export_runtime`'s artefact and `classifier.json`.
     `precision="int8"` (LiteRT, OpenVINO) calibrates on `calibration_clips` clips of the TFRecords `calibration`.
-    Class names and preprocessing come from the classifier itself. Returns what was written.
+    Class names and preprocessing come from the classifier itself. Returns what was written. On the JAX
+    or PyTorch backend the export runs in a TensorFlow child process (`export_under_tensorflow`).
     """
     import glob
 
@@ -375,6 +399,16 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
     _check_tools(format, precision)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # every format is written from a TensorFlow graph
+        argv = ["--weights", str(weights), "--out", str(out), "--format", format, "--precision", precision]
+        argv += [
+            "--calibration-clips",
+            str(calibration_clips),
+            *(["--calibration", calibration] if calibration else []),
+        ]
+        return export_under_tensorflow(argv)
     model = models.load_model(weights)  # a file or preset it refuses is a PresetError line
     if format != "tf_saved_model":
         clips = read_calibration_clips(model, calibration, calibration_clips) if precision == "int8" else None

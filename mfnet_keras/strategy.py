@@ -1,12 +1,92 @@
-"""Picks the tf.distribute strategy for the machine: TPU, several workers, several GPUs, or the default."""
+"""Picks how training spreads over the machine: a tf.distribute strategy on TensorFlow (TPU, several
+workers, several GPUs, or the default), Keras's `DataParallel` distribution over JAX's devices, one device
+on PyTorch."""
 
+import contextlib
 import json
 import os
 
 
+class KerasDistribution:
+    """What training needs of a tf.distribute strategy on the JAX and PyTorch backends.
+
+    `scope()` sets Keras's `DataParallel` distribution over `devices` (JAX, more
+    than one device) for the block and restores the caller's afterwards; the
+    training data stay one global batch per step, which Keras shards.
+    """
+
+    def __init__(self, devices=None):
+        self.devices = list(devices or [])
+        self.num_replicas_in_sync = max(1, len(self.devices))
+
+    @contextlib.contextmanager
+    def scope(self):
+        import keras
+
+        if self.num_replicas_in_sync == 1:
+            yield
+            return
+        before = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=self.devices))
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(before)
+
+
+def is_tf_strategy(strategy):
+    return not isinstance(strategy, KerasDistribution)
+
+
+def cpu_has_bfloat16():
+    """Whether this CPU has bfloat16 arithmetic (x86 AVX512_BF16 or AMX, Arm BF16), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {flag for line in f if line.startswith(("flags", "Features")) for flag in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def mixed_policy(strategy):
+    """The mixed-precision policy for this machine: float16 on GPUs, bfloat16 on TPUs and on CPUs that
+    have bfloat16 instructions, float16 on other CPUs."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.TPUStrategy):
+            return "mixed_bfloat16"
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        if jax.default_backend() == "tpu":
+            return "mixed_bfloat16"
+        gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
+    else:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return "mixed_bfloat16" if not gpu and cpu_has_bfloat16() else "mixed_float16"
+
+
 def choose_strategy(verbose=True):
-    """`TPUStrategy` on a TPU runtime, `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several
-    workers, `MirroredStrategy` over all visible GPUs when there are several, else the default strategy."""
+    """On TensorFlow: `TPUStrategy` on a TPU runtime, `MultiWorkerMirroredStrategy` when `TF_CONFIG` names
+    several workers, `MirroredStrategy` over all visible GPUs when there are several, else the default
+    strategy. On JAX: `DataParallel` over every device when there are several (`KerasDistribution`). On
+    PyTorch: one device (Keras has no multi-device `fit` there; see the README)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
+        strategy = KerasDistribution(devices if len(devices) > 1 else None)
+        if verbose:
+            kind = "DataParallel" if strategy.num_replicas_in_sync > 1 else "one device"
+            print(f"strategy: {kind} ({keras.backend.backend()}), {strategy.num_replicas_in_sync} replica(s)")
+        return strategy
     import tensorflow as tf
 
     name = "default"
@@ -38,6 +118,8 @@ def worker_role():
 
 
 def is_multi_worker(strategy):
+    if not is_tf_strategy(strategy):
+        return False
     import tensorflow as tf
 
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

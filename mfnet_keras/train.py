@@ -18,6 +18,7 @@ import warnings
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
+from mfnet_keras.strategy import is_tf_strategy, mixed_policy
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
@@ -154,7 +155,7 @@ def make_datasets(config, strategy, position, counter, reverse=None):
             **common,
         )
 
-    if strategy.num_replicas_in_sync > 1:
+    if strategy.num_replicas_in_sync > 1 and is_tf_strategy(strategy):
         train_ds = strategy.distribute_datasets_from_function(train_fn)
         eval_ds = strategy.distribute_datasets_from_function(eval_fn) if data["eval"] else None
     else:
@@ -186,7 +187,7 @@ def build_model(config, class_names, strategy, dtype=None):
         std=tuple(data["std"]),
         frame_interval=data["frame_intervals"][0],
         dropout=model_cfg["dropout"],
-        synchronized_bn=strategy.num_replicas_in_sync > 1,
+        synchronized_bn=strategy.num_replicas_in_sync > 1 and is_tf_strategy(strategy),
         **({"dtype": dtype} if dtype else {}),
         **model_cfg["options"],
     )
@@ -231,15 +232,17 @@ def make_optimizer(config, steps_per_epoch, loaded_paths):
     )
 
 
-def loss_and_metrics(config, float16=False):
+def loss_and_metrics(config):
     """`(loss on logits, metrics)`; the first metric picks the best checkpoint.
 
-    Single-label: softmax cross-entropy, accuracy (and top-5, except on `float16` logits). With
+    Single-label: softmax cross-entropy, accuracy and top-5 (on logits of any dtype). With
     `data.multi_label`: sigmoid cross-entropy on multi-hot targets and the
     area under each class's precision-recall curve, averaged (`pr_auc`, what
     `evaluate`'s exact mean average precision measures).
     """
     import keras
+
+    from mfnet_keras.metrics import TopKAccuracy
 
     classes, smoothing = config["model"]["num_classes"], config["train"]["label_smoothing"]
     if config["data"]["multi_label"]:
@@ -247,9 +250,8 @@ def loss_and_metrics(config, float16=False):
         auc = keras.metrics.AUC(curve="PR", multi_label=True, num_labels=classes, from_logits=True, name="pr_auc")
         return loss, [auc]
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    # TensorFlow's in_top_k takes float32 logits only: no top-5 under mixed_float16.
-    if classes > 5 and not float16:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+    if classes > 5:
+        metrics.append(TopKAccuracy(5, name="top5"))
     if not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics
     categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
@@ -263,7 +265,6 @@ def loss_and_metrics(config, float16=False):
 def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
     """Runs (or resumes) training; returns the Keras History of the last `fit` call."""
     import keras
-    import tensorflow as tf
     import yaml
 
     from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
@@ -276,9 +277,8 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     strategy = choose_strategy()  # before any TensorFlow op: multi-worker collectives are set up at start-up
     check_against_records(config, labels)
     os.makedirs(output, exist_ok=True)
-    policy = None
-    if mixed_precision:  # the model's own policy: nothing global is changed for the caller
-        policy = "mixed_bfloat16" if isinstance(strategy, tf.distribute.TPUStrategy) else "mixed_float16"
+    # The model's own policy (nothing global is changed for the caller): bfloat16 on TPUs and CPUs, float16 on GPUs.
+    policy = mixed_policy(strategy) if mixed_precision else None
     batch = config["train"]["batch_size"]
     steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
     chief = worker_role()[1]
@@ -287,7 +287,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     if labels and chief:
         write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
 
-    loss, metrics = loss_and_metrics(config, float16=policy == "mixed_float16")
+    loss, metrics = loss_and_metrics(config)
     checkpoints = ResumableCheckpoint(
         os.path.join(output, "checkpoints"),
         config["train"]["save_every_steps"],
@@ -372,7 +372,11 @@ def main(argv=None):
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
     )
     parser.add_argument("--output", help="run folder (default: runs/<config name>)")
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (mixed_bfloat16 on TPU)")
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="mixed_float16 on GPUs, mixed_bfloat16 on TPUs and on CPUs that have bfloat16 instructions",
+    )
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     add_verbose_argument(parser)
     args = parser.parse_args(argv)

@@ -1,9 +1,13 @@
 """Pretrained weights: released PyTorch checkpoints, Keras files and 2D→3D inflation.
 
-Keras weight paths and the released checkpoint keys are one naming contract:
-`conv2.B01/conv_m1/conv/kernel` is `conv2.B01.conv_m1.conv.weight`. Kernels
-differ only in layout: PyTorch `(out, in/groups, *window)` against Keras
-`(*window, in/groups, out)`.
+Keras weight paths and the released checkpoint keys are one naming contract,
+`checkpoint_key` one way and `keras_path` the other:
+`conv2_B01/conv_m1/conv/kernel` is `conv2.B01.conv_m1.conv.weight`. Layer
+names carry `_` where the checkpoint has `.` between a block and its part
+(`conv1_bn`, `conv2_B01`, `tail_bn`), since the PyTorch backend of Keras
+accepts no dots in names; a layer's own name (`conv_m1`) keeps its `_`.
+Kernels differ only in layout: PyTorch `(out, in/groups, *window)` against
+Keras `(*window, in/groups, out)`.
 """
 
 import os
@@ -22,10 +26,37 @@ _TORCH_LEAF = {
 INFLATION_METHODS = ("inflation", "random")
 
 
+_KERAS_LEAF = {"weight": "kernel", "bias": "bias", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_BATCH_NORM_LEAF = {"weight": "gamma", "bias": "beta"}
+
+
 def checkpoint_key(path):
-    """Keras weight path → released PyTorch checkpoint key, e.g. `conv1.conv/kernel` → `conv1.conv.weight`."""
+    """Keras weight path → released PyTorch checkpoint key.
+
+    Examples:
+    >>> checkpoint_key("conv2_B01/conv_m1/conv/kernel")
+    'conv2.B01.conv_m1.conv.weight'
+    >>> checkpoint_key("tail_bn/moving_variance")
+    'tail.bn.running_var'
+    """
     scope, _, leaf = path.rpartition("/")
-    return f"{scope.replace('/', '.')}.{_TORCH_LEAF[leaf]}"
+    block, *parts = scope.split("/")
+    return ".".join([block.replace("_", ".", 1), *parts, _TORCH_LEAF[leaf]])
+
+
+def keras_path(key):
+    """Released PyTorch checkpoint key → Keras weight path (the inverse of `checkpoint_key`).
+
+    Examples:
+    >>> keras_path("conv2.B01.conv_m1.bn.weight")
+    'conv2_B01/conv_m1/bn/gamma'
+    >>> keras_path("classifier.bias")
+    'classifier/bias'
+    """
+    *scope, leaf = key.split(".")
+    block = "_".join(scope[:2]) if len(scope) > 1 else scope[0]
+    leaf = (_BATCH_NORM_LEAF.get(leaf) if scope[-1] == "bn" else None) or _KERAS_LEAF[leaf]
+    return "/".join([block, *scope[2:], leaf])
 
 
 def to_keras_layout(value, path):

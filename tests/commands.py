@@ -38,6 +38,42 @@ class _Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+# Hides TensorFlow from every import finder, as on a machine without it: `import tensorflow` fails and
+# `importlib.util.find_spec("tensorflow")` is None (the JAX and PyTorch children of the backend tests).
+_NO_TENSORFLOW = """
+import sys
+
+class _WithoutTensorFlow:
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return None
+        return self.finder.find_spec(name, path, target) if hasattr(self.finder, "find_spec") else None
+
+    def __getattr__(self, name):
+        return getattr(self.finder, name)
+
+sys.meta_path[:] = [_WithoutTensorFlow(finder) for finder in sys.meta_path]
+"""
+
+
+def run_on_backend(backend, script, timeout=600, env=None, tensorflow=False):
+    """Runs a Python script under `KERAS_BACKEND=backend` in a fresh process (on JAX and PyTorch with
+    `import tensorflow` failing, unless `tensorflow`: training reads TFRecords through tf.data); returns
+    the JSON object it printed last. A failure fails the test."""
+    path = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    prelude = "" if backend == "tensorflow" or tensorflow else _NO_TENSORFLOW
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + script], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{backend}: {result.stderr[-3000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def cached_files():
     """What the preset cache (`$KERAS_HOME/mfnet_keras`) holds, sorted."""
     from mfnet_keras.models import presets

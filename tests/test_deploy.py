@@ -3,12 +3,13 @@
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from commands import run_without_project
+from commands import run_on_backend, run_without_project, user_env
 from test_case import build
 
 from mfnet_keras import export, predict
@@ -38,15 +39,14 @@ def exported(tmp_path_factory):
     return model, paths, root
 
 
-def test_each_runtime_alone_gives_the_keras_outputs(exported):
-    model, paths, root = exported
-    clips = np.random.default_rng(1).integers(0, 256, (2, 4, 32, 32, 3)).astype("float32")
-    np.save(root / "clips.npy", clips)
+def runtime_outputs(paths, clips_path):
+    """Each runtime's logits on the clips saved at `clips_path`, computed by the runtime alone in a fresh
+    process without the project; also the LiteRT ops and which of our frameworks got imported."""
     script = textwrap.dedent(
         f"""
         import json, sys
         import numpy as np
-        clips = np.load({str(root / "clips.npy")!r})
+        clips = np.load({str(clips_path)!r})
         out = {{}}
         from ai_edge_litert.interpreter import Interpreter  # no Flex delegate: built-in ops only
         interpreter = Interpreter({os.path.join(paths["litert"], "model.tflite")!r})
@@ -70,7 +70,14 @@ def test_each_runtime_alone_gives_the_keras_outputs(exported):
         print(json.dumps(out))
         """
     )
-    got = run_without_project(script)
+    return run_without_project(script)
+
+
+def test_each_runtime_alone_gives_the_keras_outputs(exported):
+    model, paths, root = exported
+    clips = np.random.default_rng(1).integers(0, 256, (2, 4, 32, 32, 3)).astype("float32")
+    np.save(root / "clips.npy", clips)
+    got = runtime_outputs(paths, root / "clips.npy")
     assert got["loaded"] == []  # each runtime alone
     assert not [op for op in got["litert_ops"] if "FLEX" in op.upper()], got["litert_ops"]
     want = np.asarray(model(clips, training=False))
@@ -191,3 +198,59 @@ def test_bad_int8_arguments_are_one_line(exported, tmp_path, capsys, args, messa
     assert export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), *args]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
     assert not os.path.exists(tmp_path / "x")
+
+
+JAX_MODEL = """
+import json
+import numpy as np
+import keras
+from mfnet_keras import models
+
+keras.utils.set_random_seed(3)
+backbone = models.MFNetBackbone(input_shape=(4, 32, 32, 3), **{tiny!r})
+model = models.VideoClassifier(backbone, 6, class_names={names!r})
+model.compile()
+clips = np.load({clips!r})
+model.fit(clips, np.arange(2), epochs=1, verbose=0)  # trained on JAX: BatchNorm statistics move too
+model.save({path!r})
+np.save({logits!r}, keras.ops.convert_to_numpy(model.predict(clips, verbose=0)))
+print(json.dumps(keras.backend.backend()))
+"""
+
+
+def test_a_model_trained_on_jax_exports_to_every_format_from_a_jax_process(tmp_path):
+    clips = np.random.default_rng(4).integers(0, 256, (2, 4, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "clips.npy", clips)
+    keras_file, logits = tmp_path / "jax_trained.keras", tmp_path / "logits.npy"
+    script = JAX_MODEL.format(
+        tiny=TINY, names=NAMES, clips=str(tmp_path / "clips.npy"), path=str(keras_file), logits=str(logits)
+    )
+    assert run_on_backend("jax", script) == "jax"
+    paths = {}
+    for format in ("tf_saved_model", *RUNTIME_FORMATS):
+        command = [
+            sys.executable,
+            "-m",
+            "mfnet_keras.export",
+            "--weights",
+            str(keras_file),
+            "--out",
+            str(tmp_path / format),
+            "--format",
+            format,
+        ]
+        result = subprocess.run(
+            command, env={**user_env(), "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        written = json.loads(result.stdout.strip().splitlines()[-1])
+        paths[format] = os.path.dirname(written["model"]) if "model" in written else written["saved_model"]
+    got = runtime_outputs(paths, tmp_path / "clips.npy")
+    want = np.load(logits)
+    for format in RUNTIME_FORMATS:
+        assert np.abs(np.array(got[format]) - want).max() <= 1e-4 * np.abs(want).max(), format
+    script = f"import json, tensorflow as tf; m = tf.saved_model.load({paths['tf_saved_model']!r}); "
+    script += f"import numpy as np; x = np.load({str(tmp_path / 'clips.npy')!r}).astype('uint8'); "
+    script += "print(json.dumps(m.signatures['serving_default'](clips=tf.constant(x))['logits'].numpy().tolist()))"
+    saved = np.array(run_without_project(script))
+    assert np.abs(saved - want).max() <= 1e-4 * np.abs(want).max()

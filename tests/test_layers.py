@@ -66,7 +66,7 @@ def kernel_shapes(layer):
 
 def test_first_unit_structure_matches_checkpoint():
     # conv2.B01 of the released MF-Net 3D: 16 → 96 channels, temporal stride 2.
-    unit = MultiFiberUnit(96, num_fibers=16, strides=(2, 1, 1), first_unit=True, name="conv2.B01")
+    unit = MultiFiberUnit(96, num_fibers=16, strides=(2, 1, 1), first_unit=True, name="conv2_B01")
     unit.build((None, 16, 56, 56, 16))
     assert kernel_shapes(unit) == {
         "conv_i1/conv/kernel": (1, 1, 1, 16, 24),

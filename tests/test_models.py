@@ -19,7 +19,7 @@ from mfnet_keras import models, profiling
 from mfnet_keras.layers import walk_layers
 from mfnet_keras.profile import main as profile_main
 from mfnet_keras.profile import profile_rows
-from mfnet_keras.weights import checkpoint_key
+from mfnet_keras.weights import checkpoint_key, keras_path
 
 LAYOUT = os.path.join(os.path.dirname(__file__), "data", "official-checkpoint-layout.tsv")
 SMALL_3D = (4, 32, 32, 3)
@@ -127,6 +127,8 @@ def test_weight_names_map_one_to_one_onto_the_released_checkpoint(name, checkpoi
     ours = {checkpoint_key(w.path): torch_shape(w, w.path.rpartition("/")[2]) for w in model.weights}
     assert len(ours) == len(model.weights)
     assert ours == expected
+    assert {keras_path(key) for key in expected} == {w.path for w in model.weights}  # the mapping both ways
+    assert all("." not in layer.name for layer in model.backbone.layers)  # names every backend accepts
 
 
 @pytest.mark.parametrize("name", ["mfnet3d", "mfnet2d"])

@@ -16,7 +16,7 @@ import pytest
 import torch
 from commands import REPO_ROOT, cached_files
 from test_case import build, raw_clips
-from torch_mfnet import MFNet, randomized
+from torch_mfnet import MFNet, randomized, torch_logits
 
 from mfnet_keras import models
 from mfnet_keras.convert import main as convert_main
@@ -35,21 +35,6 @@ def pth_3d(tmp_path_factory):
     path = tmp_path_factory.mktemp("pth") / "random_mfnet3d.pth"
     torch.save(randomized(MFNet(11, dims=3), seed=4).state_dict(), path)
     return str(path)
-
-
-def torch_logits(path, dims, clips, mean, std, crop=224):
-    """The PyTorch network's logits on uint8 clips `[N, T, H, W, 3]`, centre-cropped and normalised by hand."""
-    state = torch.load(path)
-    state = state.get("state_dict", state)
-    network = MFNet(state["classifier.weight"].shape[0], dims=dims)
-    network.load_state_dict(state)
-    network.eval()
-    top, left = (clips.shape[2] - crop) // 2, (clips.shape[3] - crop) // 2
-    x = clips[:, :, top : top + crop, left : left + crop].astype(np.float32)
-    x = (x / 255.0 - np.array(mean)) / np.array(std)
-    x = np.moveaxis(x, -1, 1).astype(np.float32)  # N, C, T, H, W
-    with torch.no_grad():
-        return network(torch.from_numpy(x[:, :, 0] if dims == 2 else x)).numpy()
 
 
 def test_convert_writes_a_preset_folder_that_matches_pytorch_on_uint8_256(pth_3d, tmp_path, capsys):

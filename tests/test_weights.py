@@ -134,7 +134,7 @@ def test_inflated_conv_equals_the_2d_conv_on_a_static_clip():
     model_3d = build("mfnet3d", input_shape=(6, 32, 32, 3), num_classes=4)
     filled = weights.inflate_2d_to_3d(model_2d, model_3d)
     assert sorted(filled) == sorted(w.path for w in model_3d.weights)
-    for layer, image_shape in (("conv1.conv", (1, 32, 32, 3)), ("conv2.B02", (1, 8, 8, 96))):
+    for layer, image_shape in (("conv1_conv", (1, 32, 32, 3)), ("conv2_B02", (1, 8, 8, 96))):
         image = np.random.default_rng(3).standard_normal(image_shape).astype("float32")
         clip = np.repeat(image[:, None], 6, axis=1)  # every frame the same image
         expected = keras.ops.convert_to_numpy(model_2d.backbone.get_layer(layer)(image, training=False))
@@ -151,7 +151,7 @@ def test_model_init_inflates_a_2d_checkpoint(torch_models, tmp_path):
     model_3d = build("mfnet3d", input_shape=(4, 32, 32, 3), num_classes=4)
     filled = weights.initialize(model_3d, path, inflate=True)
     assert len(filled) == len(model_3d.weights) - 2  # 13 classes in the checkpoint, 4 here
-    kernel = keras.ops.convert_to_numpy(model_3d.backbone.get_layer("conv1.conv").kernel)
+    kernel = keras.ops.convert_to_numpy(model_3d.backbone.get_layer("conv1_conv").kernel)
     expected = weights.inflate_kernel(weights.to_keras_layout(state["conv1.conv.weight"].numpy(), "c/kernel"), 3)
     np.testing.assert_allclose(kernel, expected, rtol=1e-6)
 
@@ -222,10 +222,10 @@ def test_zero_init_residual_makes_every_identity_unit_the_identity():
     zeroed = weights.zero_init_residual(model)
     # 16 units have a multiplexer; 12 of them (not a stage's first) also add to an unchanged input.
     assert len(zeroed) == 16 + 12
-    assert "conv2.B02/conv_m2/conv/kernel" in zeroed and "conv2.B01/conv_i2/conv/kernel" in zeroed
-    assert "conv2.B01/conv_m2/conv/kernel" not in zeroed
+    assert "conv2_B02/conv_m2/conv/kernel" in zeroed and "conv2_B01/conv_i2/conv/kernel" in zeroed
+    assert "conv2_B01/conv_m2/conv/kernel" not in zeroed
     x = np.random.default_rng(0).standard_normal((2, 4, 16, 16, 96)).astype("float32")
-    unit = model.backbone.get_layer("conv2.B02")
+    unit = model.backbone.get_layer("conv2_B02")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(unit(x, training=False)), x)
-    first = model.backbone.get_layer("conv2.B01")
+    first = model.backbone.get_layer("conv2_B01")
     assert np.abs(keras.ops.convert_to_numpy(first(x[..., :16], training=False))).max() > 0

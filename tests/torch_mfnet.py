@@ -7,6 +7,7 @@ by the benchmarks (the PyTorch side of the Keras/PyTorch comparison). Its
 
 import collections
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -106,3 +107,18 @@ def randomized(model, seed=0):
                 module.running_var.copy_(0.5 + torch.rand(shape, generator=generator))
                 module.num_batches_tracked.fill_(1000)
     return model.eval()
+
+
+def torch_logits(path, dims, clips, mean, std, crop=224):
+    """The PyTorch network's logits on uint8 clips `[N, T, H, W, 3]`, centre-cropped and normalised by hand."""
+    state = torch.load(path)
+    state = state.get("state_dict", state)
+    network = MFNet(state["classifier.weight"].shape[0], dims=dims)
+    network.load_state_dict(state)
+    network.eval()
+    top, left = (clips.shape[2] - crop) // 2, (clips.shape[3] - crop) // 2
+    x = clips[:, :, top : top + crop, left : left + crop].astype(np.float32)
+    x = (x / 255.0 - np.array(mean)) / np.array(std)
+    x = np.moveaxis(x, -1, 1).astype(np.float32)  # N, C, T, H, W
+    with torch.no_grad():
+        return network(torch.from_numpy(x[:, :, 0] if dims == 2 else x)).numpy()

@@ -85,19 +85,19 @@ class Pyramid(dict):
 def conv_bn(x, filters, kernel, strides, name, dtype, num_fibers=1, activation="relu", synchronized_bn=False):
     """Post-activation conv (symmetric `k // 2` padding) → BN → activation ("relu", "relu6" or None).
 
-    Layers are named `{name}.conv`, `{name}.bn`, `{name}.{activation}`.
+    Layers are named `{name}_conv`, `{name}_bn`, `{name}_{activation}`.
 
     The stems of every model and the blocks of the original ResNet, ResNeXt
     and MobileNet-v2 have this layout.
     """
     padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
     x = FiberConv(
-        filters, kernel, num_fibers=num_fibers, strides=strides, padding=padding, name=f"{name}.conv", dtype=dtype
+        filters, kernel, num_fibers=num_fibers, strides=strides, padding=padding, name=f"{name}_conv", dtype=dtype
     )(x)
-    x = batch_norm(f"{name}.bn", synchronized_bn, dtype=dtype)(x)
+    x = batch_norm(f"{name}_bn", synchronized_bn, dtype=dtype)(x)
     if activation:
         max_value = {"relu": None, "relu6": 6.0}[activation]
-        x = keras.layers.ReLU(max_value, name=f"{name}.{activation}", dtype=dtype)(x)
+        x = keras.layers.ReLU(max_value, name=f"{name}_{activation}", dtype=dtype)(x)
     return x
 
 
@@ -108,7 +108,7 @@ def stem_max_pool(x, dtype):
     straight from a ReLU.
     """
     if len(x.shape) == 5:  # a 2D pool of every frame: a built-in op of every runtime (LiteRT has no 3D pool)
-        x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1.pad", dtype=dtype)(x)
+        x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1_pad", dtype=dtype)(x)
         return FrameMaxPooling(3, strides=2, name="pool1", dtype=dtype)(x)
-    x = keras.layers.ZeroPadding2D(1, name="pool1.pad", dtype=dtype)(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)

@@ -28,7 +28,7 @@ class MFNetBackbone(Backbone):
     works (e.g. 8×112×112). The output is the last feature map; `VideoClassifier`
     adds the pooling and the classifier (global average pooling replaces the
     paper's fixed 8×7×7 pool). Layer and weight names follow the released PyTorch
-    checkpoints one to one: the Keras weight `conv2.B01/conv_m1/conv/kernel`
+    checkpoints one to one: the Keras weight `conv2_B01/conv_m1/conv/kernel`
     is the checkpoint tensor `conv2.B01.conv_m1.conv.weight`.
 
     Stem: conv 3×5×5 (2D: 5×5), stride (1, 2, 2), `stem_filters` channels →
@@ -101,11 +101,11 @@ class MFNetBackbone(Backbone):
                     first_unit=first,
                     multiplexer=multiplexer,
                     synchronized_bn=synchronized_bn,
-                    name=f"{stage}.B{unit + 1:02d}",
+                    name=f"{stage}_B{unit + 1:02d}",
                     dtype=dtype,
                 )(x)
             pyramid.record(x)
-        x = batch_norm("tail.bn", synchronized_bn, dtype=dtype)(x)
-        x = keras.layers.ReLU(name="tail.relu", dtype=dtype)(x)
+        x = batch_norm("tail_bn", synchronized_bn, dtype=dtype)(x)
+        x = keras.layers.ReLU(name="tail_relu", dtype=dtype)(x)
         pyramid.record(x)
         self._init_model(inputs, x, pyramid, name, init_args, **kwargs)

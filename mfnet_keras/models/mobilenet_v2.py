@@ -91,27 +91,27 @@ class MobileNetV2Backbone(Backbone):
                 expanded = channels * expansion
                 h = x
                 if multi_fiber:
-                    h = Multiplexer(expanded // 4, synchronized_bn=sync, name=f"{name_}.mux", dtype=dtype)(h)
+                    h = Multiplexer(expanded // 4, synchronized_bn=sync, name=f"{name_}_mux", dtype=dtype)(h)
                 if expansion != 1:
-                    h = conv_bn(h, expanded, 1, 1, f"{name_}.expand", dtype, activation="relu6", synchronized_bn=sync)
+                    h = conv_bn(h, expanded, 1, 1, f"{name_}_expand", dtype, activation="relu6", synchronized_bn=sync)
                 h = keras.layers.DepthwiseConv2D(
-                    3, strides=strides, padding="same", use_bias=False, name=f"{name_}.depthwise", dtype=dtype
+                    3, strides=strides, padding="same", use_bias=False, name=f"{name_}_depthwise", dtype=dtype
                 )(h)
-                h = batch_norm(f"{name_}.depthwise.bn", sync, dtype=dtype)(h)
-                h = keras.layers.ReLU(6.0, name=f"{name_}.depthwise.relu6", dtype=dtype)(h)
+                h = batch_norm(f"{name_}_depthwise_bn", sync, dtype=dtype)(h)
+                h = keras.layers.ReLU(6.0, name=f"{name_}_depthwise_relu6", dtype=dtype)(h)
                 h = conv_bn(
                     h,
                     filters,
                     1,
                     1,
-                    f"{name_}.project",
+                    f"{name_}_project",
                     dtype,
                     num_fibers=fibers,
                     activation=None,
                     synchronized_bn=sync,
                 )
                 if strides == 1 and channels == filters:
-                    h = keras.layers.Add(name=f"{name_}.add", dtype=dtype)([x, h])
+                    h = keras.layers.Add(name=f"{name_}_add", dtype=dtype)([x, h])
                 x, channels = h, filters
                 index += 1
             pyramid.record(x)

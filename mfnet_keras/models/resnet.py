@@ -77,7 +77,7 @@ class ResNetBackbone(Backbone):
             pyramid.downsample(2 if stage > 0 else 1)
             for unit in range(depth):
                 strides = 2 if unit == 0 and stage > 0 else 1
-                name_ = f"conv{stage + 2}.B{unit + 1:02d}"
+                name_ = f"conv{stage + 2}_B{unit + 1:02d}"
                 if block == "multi_fiber":
                     x = MultiFiberUnit(
                         filters,
@@ -93,24 +93,24 @@ class ResNetBackbone(Backbone):
                 shortcut = x
                 if strides != 1 or channels != filters:
                     shortcut = conv_bn(
-                        x, filters, 1, strides, f"{name_}.shortcut", dtype, activation=None, synchronized_bn=sync
+                        x, filters, 1, strides, f"{name_}_shortcut", dtype, activation=None, synchronized_bn=sync
                     )
                 if block == "basic":
-                    h = conv_bn(x, filters, 3, strides, f"{name_}.conv_a", dtype, synchronized_bn=sync)
-                    h = conv_bn(h, filters, 3, 1, f"{name_}.conv_b", dtype, activation=None, synchronized_bn=sync)
+                    h = conv_bn(x, filters, 3, strides, f"{name_}_conv_a", dtype, synchronized_bn=sync)
+                    h = conv_bn(h, filters, 3, 1, f"{name_}_conv_b", dtype, activation=None, synchronized_bn=sync)
                 else:
                     mid = bottleneck_filters[stage]
-                    h = conv_bn(x, mid, 1, 1, f"{name_}.conv_a", dtype, synchronized_bn=sync)
+                    h = conv_bn(x, mid, 1, 1, f"{name_}_conv_a", dtype, synchronized_bn=sync)
                     h = conv_bn(
-                        h, mid, 3, strides, f"{name_}.conv_b", dtype, num_fibers=cardinality, synchronized_bn=sync
+                        h, mid, 3, strides, f"{name_}_conv_b", dtype, num_fibers=cardinality, synchronized_bn=sync
                     )
-                    h = conv_bn(h, filters, 1, 1, f"{name_}.conv_c", dtype, activation=None, synchronized_bn=sync)
-                x = keras.layers.Add(name=f"{name_}.add", dtype=dtype)([h, shortcut])
-                x = keras.layers.ReLU(name=f"{name_}.relu", dtype=dtype)(x)
+                    h = conv_bn(h, filters, 1, 1, f"{name_}_conv_c", dtype, activation=None, synchronized_bn=sync)
+                x = keras.layers.Add(name=f"{name_}_add", dtype=dtype)([h, shortcut])
+                x = keras.layers.ReLU(name=f"{name_}_relu", dtype=dtype)(x)
                 channels = filters
             pyramid.record(x)
         if block == "multi_fiber":
-            x = batch_norm("tail.bn", sync, dtype=dtype)(x)
-            x = keras.layers.ReLU(name="tail.relu", dtype=dtype)(x)
+            x = batch_norm("tail_bn", sync, dtype=dtype)(x)
+            x = keras.layers.ReLU(name="tail_relu", dtype=dtype)(x)
         pyramid.record(x)
         self._init_model(inputs, x, pyramid, name, init_args, **kwargs)

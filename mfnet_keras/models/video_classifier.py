@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from mfnet_keras.metrics import TopKAccuracy
 from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
 
 POOLINGS = ("avg", "max")
@@ -142,7 +143,7 @@ class VideoClassifier(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
             if self.num_classes > 5:
-                metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+                metrics.append(TopKAccuracy(5, name="top5"))  # on float16/bfloat16 logits too
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):

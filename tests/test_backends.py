@@ -1,0 +1,229 @@
+"""Every Keras backend, each in a fresh process (JAX and PyTorch with `import tensorflow` failing): a converted
+PyTorch MF-Net gives the PyTorch network's logits, a `.keras` file saved on any backend loads on the others with
+the same outputs, and files written before the layers lost the dots in their names still load."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from commands import BACKENDS, REPO_ROOT, run_on_backend
+from torch_mfnet import MFNet, randomized, torch_logits
+
+BEFORE_RENAME = os.path.join(REPO_ROOT, "tests", "data", "before_rename")
+
+
+def max_relative(got, want):
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random PyTorch MF-Net 3D (5 classes, non-trivial BatchNorm statistics) and uint8 clips larger than the crop."""
+    root = tmp_path_factory.mktemp("backends")
+    torch.save(randomized(MFNet(5, dims=3), seed=7).state_dict(), root / "random.pth")
+    clips = np.random.default_rng(8).integers(0, 256, (2, 4, 37, 45, 3), dtype=np.uint8)
+    np.save(root / "clips.npy", clips)
+    return root
+
+
+PARITY = """
+import json, sys
+import numpy as np
+import keras
+from mfnet_keras import models
+
+model = models.VideoClassifier.from_preset({pth!r}, clip_length=4, crop_size=32)
+logits = model.predict(np.load({clips!r}), verbose=0)
+np.save({out!r}, keras.ops.convert_to_numpy(logits))
+print(json.dumps({{"backend": keras.backend.backend(), "tensorflow": "tensorflow" in sys.modules}}))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_converted_checkpoint_gives_the_pytorch_logits_on_every_backend(checkpoint, backend):
+    out = checkpoint / f"{backend}.npy"
+    script = PARITY.format(pth=str(checkpoint / "random.pth"), clips=str(checkpoint / "clips.npy"), out=str(out))
+    ran = run_on_backend(backend, script)
+    assert ran == {"backend": backend, "tensorflow": backend == "tensorflow"}
+    clips = np.load(checkpoint / "clips.npy")
+    # The short side is already the preprocessor's (37 for a 32 crop): the resize keeps every pixel.
+    want = torch_logits(str(checkpoint / "random.pth"), 3, clips, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 32)
+    assert max_relative(np.load(out), want) <= 1e-4
+
+
+PORTABLE = """
+import glob, json, os
+import numpy as np
+import keras
+from mfnet_keras import models
+
+backend, folder = keras.backend.backend(), {folder!r}
+clips = np.load(os.path.join(folder, "clips.npy"))
+mine = os.path.join(folder, backend + ".keras")
+if not os.path.exists(mine):
+    keras.utils.set_random_seed(1)
+    backbone = models.MFNetBackbone(
+        input_shape=(4, 32, 32, 3), num_fibers=4, stem_filters=8, stage_filters=(16, 16, 32, 32), stage_depths=(1, 2, 1, 1)
+    )
+    model = models.VideoClassifier(backbone, 3, class_names=["a", "b", "c"])
+    for weight in model.weights:
+        if weight.path.endswith("moving_variance"):
+            weight.assign(np.random.default_rng(2).uniform(0.5, 1.5, weight.shape))
+    model.save(mine)
+    np.save(os.path.join(folder, backend + ".npy"), keras.ops.convert_to_numpy(model.predict(clips, verbose=0)))
+loaded = []
+for path in sorted(glob.glob(os.path.join(folder, "*.keras"))):
+    other = os.path.basename(path)[: -len(".keras")]
+    model = models.load_model(path)
+    out = keras.ops.convert_to_numpy(model.predict(clips, verbose=0))
+    np.save(os.path.join(folder, f"{{other}}_on_{{backend}}.npy"), out)
+    loaded.append(other)
+before = {before!r}
+expected = np.load(os.path.join(before, "expected.npz"))
+for model in (models.load_model(os.path.join(before, "model.keras")), models.VideoClassifier.from_preset(os.path.join(before, "preset"))):
+    got = keras.ops.convert_to_numpy(model.predict(expected["clips"], verbose=0))
+    loaded.append(float(np.abs(got - expected["logits"]).max() / np.abs(expected["logits"]).max()))
+print(json.dumps(loaded))
+"""
+
+
+def test_keras_files_move_between_backends_and_files_from_before_the_rename_load(tmp_path):
+    np.save(tmp_path / "clips.npy", np.random.default_rng(3).integers(0, 256, (2, 4, 40, 48, 3), dtype=np.uint8))
+    script = PORTABLE.format(folder=str(tmp_path), before=BEFORE_RENAME)
+    for backend in (*BACKENDS, "tensorflow", "jax"):  # the last two load the files saved after them
+        *loaded, keras_file, preset = run_on_backend(backend, script)
+        assert keras_file <= 1e-5 and preset <= 1e-5, backend  # saved by the code before the rename, on TensorFlow
+    for saved in BACKENDS:
+        want = np.load(tmp_path / f"{saved}.npy")
+        for loader in BACKENDS:
+            assert max_relative(np.load(tmp_path / f"{saved}_on_{loader}.npy"), want) <= 1e-5, (saved, loader)
+
+
+TRAIN = """
+import json, os
+import numpy as np
+import keras
+from mfnet_keras import models, train
+from mfnet_keras.config import load_config
+
+config = load_config({config!r}, {overrides!r})
+config["model"]["options"] = {{"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32]}}
+for epochs in {epochs!r}:  # several: stop after each, then resume where the last run ended
+    config["train"]["epochs"] = epochs
+    train.train(config, {out!r}, mixed_precision={mixed!r}, verbose=0)
+model = models.load_model(os.path.join({out!r}, "model.keras"))
+clips = np.random.default_rng(0).integers(0, 256, (2, 4, 32, 32, 3), dtype=np.uint8)
+logits = keras.ops.convert_to_numpy(keras.ops.cast(model.predict(clips, verbose=0), "float32"))
+np.save(os.path.join({out!r}, "logits.npy"), logits)
+log = open(os.path.join({out!r}, "log.csv")).read().splitlines()
+print(json.dumps({{"header": log[0].split(","), "epochs": len(log) - 1, "dtype": model.backbone.get_layer("conv2_B01").dtype_policy.name,
+                   "devices": len(keras.distribution.list_devices()) if keras.backend.backend() == "jax" else 1}}))
+"""
+
+
+def train_on(backend, tmp_path, name, records, epochs, overrides=(), mixed=False, env=None):
+    out = tmp_path / name
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: {name: mfnet3d, clip_length: 4, crop_size: 32}\n"
+        f"data: {{train: '{records}/train-*.tfrecord', eval: '{records}/test-*.tfrecord', flip: false}}\n"
+        "train: {batch_size: 4, base_lr: 0.01, base_batch_size: 4, save_every_steps: 2, steps_per_epoch: 2}\n"
+        "eval: {num_clips: 1, num_crops: 1, batch_size: 4}\n"
+    )
+    script = TRAIN.format(config=str(config), overrides=list(overrides), epochs=epochs, out=str(out), mixed=mixed)
+    ran = run_on_backend(backend, script, env=env, tensorflow=True)
+    return ran, np.load(out / "logits.npy")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_training_runs_and_resumes_exactly_on_jax_and_torch(backend, tmp_path, demo_records):
+    straight, want = train_on(backend, tmp_path, "straight", demo_records, [2])
+    resumed, got = train_on(backend, tmp_path, "resumed", demo_records, [1, 2])
+    assert straight["epochs"] == resumed["epochs"] == 2 and "val_accuracy" in straight["header"]
+    assert "top5" in straight["header"]  # 8 classes
+    assert max_relative(got, want) <= 1e-5
+
+
+def test_mixed_precision_trains_with_top5_on_jax(tmp_path, demo_records):
+    ran, logits = train_on("jax", tmp_path, "mixed", demo_records, [1], mixed=True)
+    assert ran["dtype"] in ("mixed_bfloat16", "mixed_float16") and "top5" in ran["header"]
+    assert np.isfinite(logits).all()
+
+
+def test_two_simulated_jax_devices_train_to_the_weights_of_one(tmp_path, demo_records):
+    two = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    one_device, want = train_on("jax", tmp_path, "one", demo_records, [1])
+    two_devices, got = train_on("jax", tmp_path, "two", demo_records, [1], env=two)
+    assert (one_device["devices"], two_devices["devices"]) == (1, 2)
+    assert max_relative(got, want) <= 1e-4
+
+
+GRADIENTS = """
+import json
+import numpy as np
+import keras
+from keras import ops
+from mfnet_keras.layers import FiberConv
+
+CASES = [  # rank, input shape, filters, kernel, fibers, strides, padding
+    (3, (2, 5, 9, 9, 32), 48, (3, 3, 3), 16, (1, 2, 2), "same"),
+    (3, (2, 4, 8, 8, 32), 32, (1, 3, 3), 16, 1, "same"),
+    (3, (1, 6, 7, 7, 16), 96, 3, 16, (2, 1, 1), "valid"),
+    (3, (1, 6, 9, 9, 16), 32, 3, 4, (1, 2, 2), (1, 1, 1)),
+    (2, (2, 9, 9, 24), 24, 3, 12, 2, "same"),
+    (2, (2, 8, 8, 16), 32, 5, 1, 2, "valid"),
+    (2, (2, 9, 9, 32), 64, 3, 16, 2, 1),
+]
+
+
+def values_and_grads(layer, x):
+    if keras.backend.backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def loss(kernel, x):
+            y = layer.stateless_call([kernel], [], x)[0]
+            return jnp.sum(y * jnp.cos(y)), y
+
+        (_, y), (gk, gx) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(layer.kernel.value, jnp.asarray(x))
+        return [np.asarray(v) for v in (y, gx, gk)]
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    y = layer(x)
+    (y * torch.cos(y)).sum().backward()
+    return [v.detach().numpy() for v in (y, x.grad, layer.kernel.value.grad)]
+
+
+rng = np.random.default_rng(0)
+worst = {{}}
+for rank, shape, filters, kernel_size, fibers, strides, padding in CASES:
+    x = rng.standard_normal(shape).astype("float32")
+    cls = keras.layers.Conv3D if rank == 3 else keras.layers.Conv2D
+    explicit = not isinstance(padding, str)
+    reference = cls(filters, kernel_size, strides=strides, padding="valid" if explicit else padding, groups=fibers, use_bias=False)
+    pads = [(p, p) for p in ((padding,) * rank if isinstance(padding, int) else padding)] if explicit else None
+    padded = np.pad(x, [(0, 0), *pads, (0, 0)]) if explicit else x
+    reference.build(padded.shape)
+    kernel = rng.standard_normal(reference.kernel.shape).astype("float32")
+    reference.kernel.assign(kernel)
+    want = values_and_grads(reference, padded)
+    if explicit:  # the input gradient of the padded input, cut back to the input
+        want[1] = want[1][(slice(None), *[slice(p, p + n) for (p, _), n in zip(pads, shape[1:-1])])]
+    for implementation in {implementations!r}:
+        layer = FiberConv(filters, kernel_size, fibers, strides, padding, implementation=implementation)
+        layer.build(shape)
+        layer.kernel.assign(kernel)
+        got = values_and_grads(layer, x)
+        error = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(got, want))
+        worst[implementation] = max(worst.get(implementation, 0.0), error)
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_fiber_conv_equals_keras_grouped_conv_with_gradients_on_jax_and_torch(backend):
+    implementations = ["auto", "split", "grouped", "dense"]
+    worst = run_on_backend(backend, GRADIENTS.format(implementations=implementations))
+    assert set(worst) == set(implementations) and max(worst.values()) <= 1e-5, worst
