@@ -217,10 +217,10 @@ class FiberConv(keras.layers.Layer):
                 '`implementation="frames"` needs the TensorFlow backend and a kernel one frame deep. '
                 f"Received: backend={keras.backend.backend()}, kernel_size={kernel}"
             )
-        self._split_in_training = self.implementation == "auto" and self.num_fibers > 1 and _on_jax_cpu()
+        auto_on_jax_cpu = self.implementation == "auto" and self.num_fibers > 1 and _on_jax_cpu()
+        self._split_in_training = auto_on_jax_cpu
         self._dense = self.num_fibers > 1 and (
-            self.implementation == "dense"
-            or (self.implementation == "auto" and _on_jax_cpu() and self._channels <= JAX_CPU_DENSE_MAX_CHANNELS)
+            self.implementation == "dense" or (auto_on_jax_cpu and self._channels <= JAX_CPU_DENSE_MAX_CHANNELS)
         )
         if self.num_fibers == 1 and self.implementation != "taps":
             return False, False
