@@ -27,7 +27,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 profile: $(STAMP)
-	$(PY) -m mfnet_keras.profile
+	$(PY) -m mfnet_keras.profiling
 
 # The main job on the embedded synthetic dataset: videos -> TFRecords -> train 3D and 2D -> evaluate -> export.
 demo: $(STAMP)

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import mfnet_keras` d
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # mfnet_keras and the PyTorch reference (tests/torch_mfnet.py)
 
 CLIP = (16, 224, 224)
-MACS_PER_CLIP = 11_045_449_728  # MFNet-3D at 16x224x224 (python -m mfnet_keras.profile)
+MACS_PER_CLIP = 11_045_449_728  # MFNet-3D at 16x224x224 (mfnet-profile)
 
 
 def matmul_peak(seconds=3.0, n=2048):

@@ -85,7 +85,7 @@ def runners(model, paths, size):
     import tensorflow as tf
     import torch
 
-    from mfnet_keras.predict import runtime_logits
+    from mfnet_keras.inference import runtime_logits
 
     infer = tf.function(lambda clips: model(clips, training=False))
     out = {"Keras (TensorFlow) float32": lambda clips: infer(tf.constant(clips)).numpy()}

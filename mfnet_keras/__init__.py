@@ -1,4 +1,17 @@
-"""Multi-Fiber Networks (Chen et al., ECCV 2018) for video recognition in Keras 3."""
+"""Multi-Fiber Networks (Chen et al., ECCV 2018) for video recognition in Keras 3.
+
+`import mfnet_keras` is light: it imports no Keras, so every command line starts
+(and answers `--help`) at once. The subpackages load on first use, e.g.
+`mfnet_keras.models` — and importing `mfnet_keras.models` (or anything that
+builds or loads a model) registers this package's Keras classes, after which
+`keras.saving.load_model` reads its `.keras` files.
+
+Examples:
+>>> import mfnet_keras
+>>> model = mfnet_keras.models.VideoClassifier.from_preset("mfnet3d", num_classes=5, load_weights=False)
+>>> model.num_classes
+5
+"""
 
 import importlib
 import os
@@ -12,17 +25,11 @@ if "tensorflow" not in sys.modules:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
-__all__ = ["layers", "models", "profiling", "__version__"]
-
-# `import mfnet_keras` registers the project's Keras classes, so `.keras` files load after it. The one
-# exception is `python -m mfnet_keras.<command>`, recognised by argv[0] being "-m" while Python imports
-# this package: each command imports what it needs after parsing its arguments, so `--help` is instant.
-if sys.argv[:1] != ["-m"]:
-    from mfnet_keras import layers, models, profiling  # noqa: E402,F401
+_SUBPACKAGES = ("checkpoints", "data", "layers", "models", "profiling")
+__all__ = [*_SUBPACKAGES, "__version__"]
 
 
 def __getattr__(name):
-    # Submodules load on first use, so that `import mfnet_keras` (and a command line's --help) stays instant.
-    if name in ("layers", "models", "profiling"):
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"mfnet_keras.{name}")
     raise AttributeError(f"module 'mfnet_keras' has no attribute {name!r}")

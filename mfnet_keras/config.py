@@ -14,6 +14,8 @@ import os
 
 import yaml
 
+from mfnet_keras.defaults import HLS_JITTER, NUM_CROPS, VIDEO_MEAN, VIDEO_STD
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 SCHEMA = {
@@ -27,7 +29,7 @@ SCHEMA = {
         "init": None,  # initial weights: .keras / .weights.h5 / .pth / preset folder or name / URL
         "inflate": False,  # `init` is a 2D model to inflate into this 3D one
         "skip_classifier": False,  # do not load the classifier from `init` (other classes)
-        "zero_init_residual": False,  # from scratch: residual branches start at zero (weights.zero_init_residual)
+        "zero_init_residual": False,  # from scratch: residual branches start at zero (initialization.zero_init_residual)
     },
     "data": {
         "train": "",  # glob of training TFRecords (required)
@@ -36,11 +38,11 @@ SCHEMA = {
         "speed_jitter": 0.0,
         "flip": True,
         "reverse_pairs": [],  # [[a, b], ...]: a clip of class a played backwards is one of b (and b's of a)
-        "color_jitter": [15, 35, 25],  # [] = off
+        "color_jitter": list(HLS_JITTER),  # [] = off
         "scale_range": [],  # [] = crop_size x [1, 288/224]
         "aspect_range": [0.8, 1.25],
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(VIDEO_MEAN),
+        "std": list(VIDEO_STD),
         "shuffle_buffer": 256,
         "multi_label": False,  # records with several labels train on all (multi-hot, sigmoid); else on the first
     },
@@ -274,7 +276,7 @@ def _validate(config, check_paths):
         raise ConfigError(f"config error: train.optimizer must be 'sgd' or 'adamw', got {train['optimizer']!r}")
     if train["lr_schedule"] not in ("step", "cosine"):
         raise ConfigError(f"config error: train.lr_schedule must be 'step' or 'cosine', got {train['lr_schedule']!r}")
-    if config["eval"]["num_crops"] not in (1, 3):
+    if config["eval"]["num_crops"] not in NUM_CROPS:
         raise ConfigError(f"config error: eval.num_crops must be 1 or 3, got {config['eval']['num_crops']}")
     if not data["train"]:
         raise ConfigError("config error: data.train is required (a glob of training TFRecords)")

@@ -1,6 +1,6 @@
 """Converts a released PyTorch MF-Net checkpoint into a Keras preset folder, without PyTorch.
 
-    python -m mfnet_keras.convert SRC.pth OUT_DIR [--preset NAME] [--num-classes N]
+    mfnet-convert SRC.pth OUT_DIR [--preset NAME] [--num-classes N]
     convert(src, out, preset=None, num_classes=None)  # the same, from Python
 
 OUT_DIR becomes a preset folder (`config.json`, `model.weights.h5`,
@@ -21,10 +21,10 @@ from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 def convert(src, out, preset=None, num_classes=None, skip_classifier=False):
     """Loads the checkpoint `src` into its `VideoClassifier` and writes it to `out`; returns the classifier."""
     from mfnet_keras.files import save_model
-    from mfnet_keras.models import presets
+    from mfnet_keras.models import VideoClassifier, preset_utils
 
-    model = presets.classifier_from_checkpoint(
-        src, preset=preset, num_classes=num_classes, skip_classifier=skip_classifier
+    model = preset_utils.classifier_from_checkpoint(
+        VideoClassifier, src, release=preset, num_classes=num_classes, skip_classifier=skip_classifier
     )
     if out.endswith((".keras", ".weights.h5")):
         save_model(model, out)
@@ -35,7 +35,7 @@ def convert(src, out, preset=None, num_classes=None, skip_classifier=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m mfnet_keras.convert",
+        prog="mfnet-convert",
         description="Convert a PyTorch MF-Net checkpoint (.pth, any PyTorch version) to a Keras preset folder. "
         "PyTorch is not needed; nothing in the file is executed.",
     )
@@ -51,13 +51,14 @@ def main(argv=None):
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
-    from mfnet_keras import models, pth
+    from mfnet_keras import models
+    from mfnet_keras.checkpoints import pth_reader
 
     if args.preset is not None and args.preset not in models.list_presets():
         parser.error(f"unknown preset {args.preset!r}; choose from {models.list_presets()}")
     try:
         model = convert(args.src, args.out, args.preset, args.num_classes, args.skip_classifier)
-    except (ValueError, pth.UnsafeCheckpointError) as error:  # truncated, refused or not a checkpoint
+    except (ValueError, pth_reader.UnsafeCheckpointError) as error:  # truncated, refused or not a checkpoint
         print(f"error: {error}", file=sys.stderr)
         return 2
     pre = model.preprocessor

@@ -1,6 +1,6 @@
 """`make demo`: the project's main job end to end on the embedded synthetic dataset, on CPU.
 
-    python -m mfnet_keras.demo [--output runs/demo]
+    mfnet-demo [--output runs/demo]
 
 1. writes the synthetic motion dataset (H.264 videos) and packs it into TFRecords;
 2. trains MFNet-3D on 8×112×112 clips (the packaged config `synthetic_demo`);
@@ -86,7 +86,7 @@ def run(output="runs/demo", overrides=(), synthetic_options=None, short_side=128
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mfnet_keras.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mfnet-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="runs/demo", help="demo folder (default: runs/demo)")
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override keys of both configs"

@@ -1,6 +1,6 @@
 """Evaluates a trained model over multi-view clips: video- and clip-level accuracy, per-class accuracy, plots.
 
-    python -m mfnet_keras.evaluate --config NAME_OR_FILE --weights runs/NAME/model.keras [--output DIR]
+    mfnet-evaluate --config NAME_OR_FILE --weights runs/NAME/model.keras [--output DIR]
 
 The config gives the records and the views; the clip size, resize, frame
 interval, normalisation and class names are the model's own.
@@ -25,12 +25,6 @@ import numpy as np
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
-
-
-def softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def sigmoid(logits):
@@ -164,8 +158,8 @@ def predict_views(model, config, pattern):
     multi-hot labels with `data.multi_label`. Clip size, resize and frame interval are the model's."""
     from tqdm import tqdm
 
-    from mfnet_keras.data import make_dataset
-    from mfnet_keras.train import records_info
+    from mfnet_keras.data import make_dataset, records_info
+    from mfnet_keras.inference import softmax
 
     data, eval_cfg, pre = config["data"], config["eval"], model.preprocessor
     ds = make_dataset(
@@ -242,7 +236,7 @@ def _plot_and_print(report, class_names, output, name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m mfnet_keras.evaluate",
+        prog="mfnet-evaluate",
         description="Multi-view evaluation: video/clip accuracy, per-class accuracy plot, confusion matrix.",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Exports a `VideoClassifier` as a TensorFlow SavedModel with serving signatures (and as `.keras`).
 
-    python -m mfnet_keras.export --weights runs/NAME/model.keras --out exported/NAME [--format litert]
+    mfnet-export --weights runs/NAME/model.keras --out exported/NAME [--format litert]
     export(weights, out, format, precision, calibration)  # the same, from Python; weights: .keras or a preset
 
 `--format litert | onnx | openvino` writes `model.tflite`, `model.onnx` or
@@ -64,21 +64,12 @@ def _example_clip(model, record, index):
     """The centre clip of one serialized `SequenceExample`, decoded: float32 `[T, H, W, 3]`."""
     import tensorflow as tf
 
-    from mfnet_keras.data.pipeline import gather_frames, jpegs_look_whole, sample_eval_indices
-    from tfrecords_tools import schema
+    from mfnet_keras.data import decode_centre_clip
 
     pre = model.preprocessor
-    jpegs, _ = schema.parse_sequence_example(record, example_name=tf.strings.as_string(index))
-    where = ["serve_examples: example", index]
-    has_frames = tf.debugging.Assert(tf.size(jpegs) > 0, [*where, "has no frames"])
-    with tf.control_dependencies([has_frames]):
-        num_frames = tf.size(jpegs, out_type=tf.int64)
-    indices = sample_eval_indices(num_frames, pre.clip_length, pre.frame_interval, 1)
-    picked = gather_frames(jpegs, tf.reshape(indices, [-1]))
-    whole = tf.debugging.Assert(jpegs_look_whole(picked), [*where, "has a corrupt JPEG frame"])
-    with tf.control_dependencies([whole]):
-        frames = tf.map_fn(lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8)
-    return tf.cast(frames, tf.float32)
+    return decode_centre_clip(
+        record, pre.clip_length, pre.frame_interval, ["serve_examples: example", tf.strings.as_string(index)]
+    )
 
 
 def _serving_endpoints(model, class_names):
@@ -339,7 +330,7 @@ def cached_runtime_export(source, format):
 
     from mfnet_keras import models
     from mfnet_keras.files import remove_empty_partial, replacing, sha256_of
-    from mfnet_keras.models.presets import cache_dir
+    from mfnet_keras.models.preset_utils import cache_dir
 
     key = f"{sha256_of(source)[:16]}-{mfnet_keras.__version__}-{format}"
     folder = os.path.join(cache_dir(), "runtimes", key)
@@ -422,7 +413,7 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m mfnet_keras.export",
+        prog="mfnet-export",
         description="Export a trained classifier: a TensorFlow SavedModel with serving signatures (and .keras), "
         "or a LiteRT, ONNX or OpenVINO model.",
     )

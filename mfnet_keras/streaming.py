@@ -1,6 +1,6 @@
 """Live and streaming prediction: classify a camera, a network stream or a long file as it decodes.
 
-    python -m mfnet_keras.predict --stream SOURCE --model PATH [--stride N] [--smooth K] [--overlay OUT.mp4]
+    mfnet-predict --stream SOURCE --model PATH [--stride N] [--smooth K] [--overlay OUT.mp4]
     for window in stream_windows(Classifier(PATH), SOURCE): ...  # the same, from Python
 
 SOURCE is a camera (`0` or `/dev/video0`), an `rtsp://` / `http(s)://` stream
@@ -25,6 +25,8 @@ import time
 from fractions import Fraction
 
 import numpy as np
+
+from mfnet_keras.defaults import clip_span
 
 QUEUE_CLIPS = 2  # a live source's queue holds this many clip spans of frames before it drops the oldest
 
@@ -204,13 +206,13 @@ def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None,
     """Yields `{"start", "end", "top_k"}` (seconds of the source; the softmax averaged over the last
     `smooth` windows) every `stride` frames (default: the clip length) once one clip's span has decoded.
 
-    `classifier` is a `predict.Classifier`; `overlay` a path for the video with labels drawn on;
+    `classifier` is an `inference.Classifier`; `overlay` a path for the video with labels drawn on;
     `stats`, a `StreamStats`, is filled in as the stream goes (frames, dropped, windows, rate).
     """
-    from mfnet_keras.predict import top_k
+    from mfnet_keras.inference import top_k
 
     stride = stride or classifier.clip_length
-    span = (classifier.clip_length - 1) * classifier.frame_interval + 1
+    span = clip_span(classifier.clip_length, classifier.frame_interval)
     stats = stats if stats is not None else StreamStats()
     container, stats.live = open_source(source)
     reader = _Reader(container, stats.live, classifier.short_side, overlay is not None, QUEUE_CLIPS * span)

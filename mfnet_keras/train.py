@@ -1,6 +1,6 @@
 """Trains a model of the family on packed TFRecords with `model.fit`.
 
-    python -m mfnet_keras.train --config NAME_OR_FILE [--set key=value ...] [--output runs/NAME]
+    mfnet-train --config NAME_OR_FILE [--set key=value ...] [--output runs/NAME]
 
 Run the same command again after an interruption (even `kill -9`): training
 continues from the last saved step. Writes to the output folder:
@@ -10,7 +10,6 @@ continues from the last saved step. Writes to the output folder:
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -20,39 +19,6 @@ import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
 from mfnet_keras.strategy import is_tf_strategy, mixed_policy
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
-
-
-def read_labels(pattern):
-    """Class names from the `labels.txt` that `tfrecords_tools.pack` wrote beside the files, or None."""
-    import tensorflow as tf
-
-    labels_path = os.path.join(os.path.dirname(sorted(tf.io.gfile.glob(pattern))[0]), "labels.txt")
-    if not tf.io.gfile.exists(labels_path):
-        return None
-    with tf.io.gfile.GFile(labels_path) as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def records_info(pattern, count=True):
-    """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files.
-
-    Without a manifest the records are counted (one pass over the files), or `videos` is None if not `count`.
-    """
-    import tensorflow as tf
-
-    files = sorted(tf.io.gfile.glob(pattern))
-    folder = os.path.dirname(files[0])
-    labels = read_labels(pattern)
-    videos = None
-    manifest_path = os.path.join(folder, "manifest.json")
-    if tf.io.gfile.exists(manifest_path):
-        with tf.io.gfile.GFile(manifest_path) as f:
-            manifest = json.load(f)
-        names = {os.path.basename(p) for p in files}
-        videos = sum(s["videos"] for s in manifest["splits"].values() if names & set(s["shards"]))
-    if videos is None and count:  # the readable records (the pipeline reports the rest)
-        videos = sum(int(tf.data.TFRecordDataset(f).ignore_errors().reduce(0, lambda n, _: n + 1)) for f in files)
-    return labels, videos
 
 
 def check_against_records(config, labels):
@@ -170,7 +136,7 @@ def build_model(config, class_names, strategy, dtype=None):
 
     `dtype`: the layers' dtype policy, e.g. "mixed_float16" (the global policy is left alone).
     """
-    from mfnet_keras import weights
+    from mfnet_keras import initialization
     from mfnet_keras.models import VideoClassifier
 
     model_cfg, data = config["model"], config["data"]
@@ -193,9 +159,9 @@ def build_model(config, class_names, strategy, dtype=None):
     )
     loaded = []
     if model_cfg["zero_init_residual"]:
-        weights.zero_init_residual(model)
+        initialization.zero_init_residual(model)
     if model_cfg["init"]:
-        loaded = weights.initialize(
+        loaded = initialization.initialize(
             model, model_cfg["init"], inflate=model_cfg["inflate"], skip_classifier=model_cfg["skip_classifier"]
         )
     return model, loaded
@@ -268,7 +234,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     import yaml
 
     from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
-    from mfnet_keras.data import BadDataCounter, BadDataLogger, DataPosition
+    from mfnet_keras.data import BadDataCounter, BadDataLogger, DataPosition, records_info
     from mfnet_keras.files import save_model, write_text
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
@@ -359,7 +325,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m mfnet_keras.train",
+        prog="mfnet-train",
         description="Train an MF-Net (or another registered model) on packed TFRecords. "
         "Re-running the same command resumes an interrupted run.",
     )

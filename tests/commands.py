@@ -76,9 +76,9 @@ def run_on_backend(backend, script, timeout=600, env=None, tensorflow=False):
 
 def cached_files():
     """What the preset cache (`$KERAS_HOME/mfnet_keras`) holds, sorted."""
-    from mfnet_keras.models import presets
+    from mfnet_keras.models import preset_utils
 
-    return sorted(os.listdir(presets.cache_dir())) if os.path.isdir(presets.cache_dir()) else []
+    return sorted(os.listdir(preset_utils.cache_dir())) if os.path.isdir(preset_utils.cache_dir()) else []
 
 
 class HttpServer:

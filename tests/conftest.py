@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-import mfnet_keras  # noqa: E402,F401  (sets oneDNN before TensorFlow loads)
+import mfnet_keras.models  # noqa: E402,F401  (oneDNN set before TensorFlow loads; Keras classes registered)
 from tfrecords_tools import pack, synthetic  # noqa: E402
 
 

@@ -62,7 +62,7 @@ def assert_keras_round_trip(tmp_path, cases, atol=0.0):
     script = textwrap.dedent(
         f"""
         import os, sys
-        import mfnet_keras, keras, numpy as np
+        import mfnet_keras.models, keras, numpy as np  # registers the classes
         for i in {jobs!r}:
             model = keras.saving.load_model(os.path.join({str(tmp_path)!r}, f"model_{{i}}.keras"))
             x = np.load(os.path.join({str(tmp_path)!r}, f"x_{{i}}.npy"))
@@ -110,20 +110,20 @@ def assert_mixed_precision(build, x, rtol=5e-2):
 
 def build(name, num_classes=None, input_shape=None, weights=None, **options):
     """A random-weight `VideoClassifier` of a registered preset whose backbone takes `input_shape`
-    (`(T, H, W, 3)`, or `(H, W, 3)` for a 2D backbone), then `weights` loaded by `weights.initialize`."""
-    from mfnet_keras import models
-    from mfnet_keras import weights as weights_lib
+    (`(T, H, W, 3)`, or `(H, W, 3)` for a 2D backbone), then `weights` loaded by `initialization.initialize`."""
+    from mfnet_keras import initialization, models
+    from mfnet_keras.checkpoints import key_mapping
 
     shape = tuple(input_shape or models.get_preset(name)["input_shape"])
     if weights and num_classes is None:
-        kernel = weights_lib.read_torch_state_dict(weights).get("classifier.weight")
+        kernel = key_mapping.read_torch_state_dict(weights).get("classifier.weight")
         num_classes = None if kernel is None else int(kernel.shape[0])
     options.setdefault("clip_length", 1 if len(shape) == 3 else shape[0])
     model = models.VideoClassifier.from_preset(
         name, num_classes=num_classes, load_weights=False, crop_size=shape[-2], **options
     )
     if weights:
-        weights_lib.initialize(model, weights)
+        initialization.initialize(model, weights)
     return model
 
 

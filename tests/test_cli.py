@@ -13,10 +13,10 @@ COMMANDS = [
     "mfnet_keras.evaluate",
     "mfnet_keras.export",
     "mfnet_keras.convert",
-    "mfnet_keras.profile",
+    "mfnet_keras.profiling",
     "mfnet_keras.demo",
     "tfrecords_tools.pack",
-    "tfrecords_tools.inspect",
+    "tfrecords_tools.inspect_records",
     "tfrecords_tools.synthetic",
 ]
 
@@ -37,7 +37,7 @@ def test_help_is_instant_and_quiet(module):
 def test_verbose_brings_the_tensorflow_log_back():
     """(A training run without it prints none: `test_faults` checks its reference run.)"""
     verbose = subprocess.run(
-        [sys.executable, "-m", "mfnet_keras.profile", "mfnet3d", "--verbose"],
+        [sys.executable, "-m", "mfnet_keras.profiling", "mfnet3d", "--verbose"],
         env=user_env(),
         capture_output=True,
         text=True,

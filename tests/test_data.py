@@ -13,7 +13,7 @@ from PIL import Image
 from test_case import build
 
 from mfnet_keras.data import BadDataLogger, DataPosition, make_dataset, sample_eval_indices, sample_train_indices
-from mfnet_keras.data.pipeline import hls_jitter, hls_to_rgb, rgb_to_hls
+from mfnet_keras.data.augment import hls_jitter
 from tfrecords_tools import schema
 
 H, W = 24, 32
@@ -74,15 +74,6 @@ def test_eval_indices_cover_the_video_uniformly():
     np.testing.assert_array_equal(idx[:, 0], [0, 21, 42, 64, 85])  # first start 0, last start 100 - 15
     assert np.all(np.diff(idx, axis=1) == 2)
     np.testing.assert_array_equal(sample_eval_indices(tf.constant(40, tf.int64), 8, 2, 1).numpy()[0, 0], 12)
-
-
-def test_hls_matches_colorsys_and_round_trips():
-    rgb = np.random.default_rng(0).uniform(0, 255, (500, 3)).astype("float32")
-    hls = rgb_to_hls(tf.constant(rgb)).numpy()
-    for pixel, got in zip(rgb, hls):
-        hue, light, sat = colorsys.rgb_to_hls(*(pixel / 255.0))
-        np.testing.assert_allclose(got, [hue * 180 % 180, light * 255, sat * 255], atol=0.05)
-    np.testing.assert_allclose(hls_to_rgb(tf.constant(hls)).numpy(), rgb, atol=0.05)
 
 
 def test_hls_jitter_matches_colorsys_reference():

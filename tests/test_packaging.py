@@ -7,14 +7,31 @@ import subprocess
 import sys
 import zipfile
 
-from commands import REPO_ROOT
+import pytest
+from commands import REPO_ROOT, user_env
 
 from mfnet_keras.config import list_configs
 
 PACKAGES = ("mfnet_keras", "tfrecords_tools")
 
 
-def test_the_wheel_ships_the_configs_and_class_names(tmp_path):
+COMMANDS = {
+    "mfnet-synthetic": "tfrecords_tools.synthetic",
+    "mfnet-pack": "tfrecords_tools.pack",
+    "mfnet-inspect": "tfrecords_tools.inspect_records",
+    "mfnet-train": "mfnet_keras.train",
+    "mfnet-evaluate": "mfnet_keras.evaluate",
+    "mfnet-export": "mfnet_keras.export",
+    "mfnet-predict": "mfnet_keras.predict",
+    "mfnet-convert": "mfnet_keras.convert",
+    "mfnet-profile": "mfnet_keras.profiling",
+    "mfnet-demo": "mfnet_keras.demo",
+}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md", *PACKAGES):
@@ -22,12 +39,41 @@ def test_the_wheel_ships_the_configs_and_class_names(tmp_path):
         copy(os.path.join(REPO_ROOT, name), source / name)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
     subprocess.run([*command, str(source)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("*.whl")
+    (found,) = tmp_path.glob("*.whl")
+    return found
+
+
+def test_the_wheel_ships_the_configs_and_class_names(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"mfnet_keras/configs/{name}.yaml" for name in list_configs()} <= names
     assert len(list_configs()) == 5
     lists = {f"mfnet_keras/models/class_names/{name}.txt" for name in ("kinetics400", "ucf101", "hmdb51")}
     assert lists <= names
+
+
+def test_pip_install_puts_every_command_on_path(wheel, tmp_path):
+    """`pip install` into a fresh venv (the dependencies come from this environment through a `.pth`
+    file: the test has no network) puts each `[project.scripts]` command on the venv's PATH."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    here = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "environment.pth").write_text("\n".join(here) + "\n")
+    python = str(venv / "bin" / "python")
+    install = [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", str(wheel)]
+    subprocess.run(install, check=True, capture_output=True)
+    for command, module in COMMANDS.items():
+        path = venv / "bin" / command
+        result = subprocess.run(
+            [str(path), "--help"], env=user_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert result.returncode == 0 and result.stdout.startswith(f"usage: {command}"), (command, result.stderr)
+        origin = subprocess.run(
+            [python, "-c", f"import {module}; print({module}.__file__)"], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert str(site) in origin.stdout  # the installed copy, not the checkout
+    pyproject = open(os.path.join(REPO_ROOT, "pyproject.toml")).read()
+    assert pyproject.count(' = "mfnet_keras.') + pyproject.count(' = "tfrecords_tools.') == len(COMMANDS)
 
 
 def private_imports(path):

@@ -20,9 +20,17 @@ from torch_mfnet import MFNet, randomized, torch_logits
 
 from mfnet_keras import models
 from mfnet_keras.convert import main as convert_main
-from mfnet_keras.models import presets
+from mfnet_keras.models import preset_utils
 
-PRESET_FILES = {"config.json", "model.weights.h5", "task.json", "task.weights.h5", "preprocessor.json", "metadata.json"}
+PRESET_FILES = {
+    "config.json",
+    "model.weights.h5",
+    "task.json",
+    "task.weights.h5",
+    "preprocessor.json",
+    "metadata.json",
+    "README.md",
+}
 
 
 def sha256(path):
@@ -52,7 +60,7 @@ def test_convert_writes_a_preset_folder_that_matches_pytorch_on_uint8_256(pth_3d
 
 
 def test_a_release_file_name_brings_its_preprocessing_and_class_names(tmp_path):
-    name = presets.get_preset("mfnet2d_imagenet1k")["checkpoint"]["file_name"]
+    name = preset_utils.get_preset("mfnet2d_imagenet1k")["checkpoint"]["file_name"]
     src = tmp_path / name
     torch.save({"state_dict": randomized(MFNet(1000, dims=2), seed=5).state_dict()}, src)
     model = models.VideoClassifier.from_preset(str(src))
@@ -68,7 +76,7 @@ def test_a_release_file_name_brings_its_preprocessing_and_class_names(tmp_path):
 def test_preprocessor_equals_the_evaluation_pipeline():
     import tensorflow as tf
 
-    from mfnet_keras.data.pipeline import eval_clips
+    from mfnet_keras.data.augment import eval_clips
 
     frames = np.random.default_rng(3).integers(0, 256, (4, 90, 131, 3), dtype=np.uint8)
     jpegs = tf.stack([tf.io.encode_jpeg(f) for f in frames])
@@ -143,7 +151,7 @@ def test_a_preset_archive_downloads_once_and_is_verified(server, tmp_path):
 def test_a_released_pth_behind_a_preset_name_is_converted_once(server, pth_3d):
     running, served = server
     shutil.copy(pth_3d, served / "random_mfnet3d.pth")
-    presets.register_preset(
+    preset_utils.register_preset(
         "test_release",
         architecture="mfnet3d",
         num_classes=11,
@@ -155,11 +163,11 @@ def test_a_released_pth_behind_a_preset_name_is_converted_once(server, pth_3d):
     )
     try:
         first = models.VideoClassifier.from_preset("test_release", clip_length=4, crop_size=32)
-        converted = os.path.join(presets.cache_dir(), "random_mfnet3d.pth.preset", "task.json")
+        converted = os.path.join(preset_utils.cache_dir(), "random_mfnet3d.pth.preset", "task.json")
         written = os.path.getmtime(converted)
         second = models.VideoClassifier.from_preset("test_release", clip_length=4, crop_size=32)
     finally:
-        del presets.PRESETS["test_release"]
+        preset_utils.unregister_preset("test_release")
     assert running.requests == ["/random_mfnet3d.pth"] and os.path.getmtime(converted) == written
     direct = models.VideoClassifier.from_preset(pth_3d, clip_length=4, crop_size=32)
     clips = raw_clips((4, 32, 32, 3))
@@ -186,3 +194,71 @@ def test_the_convert_command_line_prints_no_traceback_for_a_bad_preset_name(pth_
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 2 and "unknown preset 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def small_classifier(num_classes=3, **kwargs):
+    return models.VideoClassifier.from_preset(
+        "mfnet3d", num_classes=num_classes, clip_length=4, crop_size=32, stage_depths=(1, 1, 1, 1), **kwargs
+    )
+
+
+def test_keras_hub_reads_the_head_through_load_weights_with_objects_to_skip(tmp_path):
+    """`task.weights.h5` is what Keras's `save_weights` writes, read with the call keras-hub's
+    `Task.load_task_weights` makes; the folder also carries keras-hub's metadata keys and a model card."""
+    model = small_classifier(class_names=["a", "b", "c"])
+    head = model.get_layer("classifier")
+    head.kernel.assign(np.random.default_rng(0).normal(size=head.kernel.shape).astype("float32"))
+    folder = tmp_path / "preset"
+    model.save_to_preset(str(folder))
+    fresh = small_classifier()
+    fresh.backbone.load_weights(str(folder / "model.weights.h5"))
+    keras.saving.load_weights(fresh, str(folder / "task.weights.h5"), objects_to_skip=[fresh.backbone])
+    clips = np.random.default_rng(1).uniform(0, 255, (2, 4, 40, 48, 3)).astype("float32")
+    np.testing.assert_array_equal(fresh.predict(clips, verbose=0), model.predict(clips, verbose=0))
+    assert model.has_task_weights()
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert {"keras_version", "keras_hub_version", "parameter_count", "date"} <= set(metadata)
+    card = (folder / "README.md").read_text()
+    assert "MFNetBackbone" in card and "Classes (3): a, b, c." in card and "from_preset" in card
+
+
+def test_a_folder_written_by_mfnet_keras_0_1_still_loads():
+    """Flat `task.weights.h5` (`classifier/kernel` datasets) and the old layer names: same logits."""
+    before = os.path.join(os.path.dirname(__file__), "data", "before_rename")
+    expected = np.load(os.path.join(before, "expected.npz"))
+    model = models.VideoClassifier.from_preset(preset=os.path.join(before, "preset"))
+    got = model.predict(expected["clips"], verbose=0)
+    assert np.abs(got - expected["logits"]).max() / np.abs(expected["logits"]).max() < 1e-5
+
+
+def test_presets_are_listed_on_the_classes_and_taken_by_name():
+    assert models.VideoClassifier.presets == models.list_presets()
+    assert "mfnet3d_kinetics400" in models.MFNetBackbone.presets and "resnet18" not in models.MFNetBackbone.presets
+    assert models.ResNetBackbone.presets == ["resnet18", "resnet18_mf", "resnext26_8x16d"]
+    assert set(models.Backbone.presets) == set(models.list_presets())
+    backbone = models.MFNetBackbone.from_preset(preset="mfnet2d", input_shape=(64, 64, 3))
+    assert backbone.output_shape == (None, 2, 2, 768)
+    with pytest.raises(models.PresetError, match="holds a MFNetBackbone, not a ResNetBackbone"):
+        models.ResNetBackbone.from_preset("mfnet2d")
+
+
+def test_a_callable_softmax_compiles_a_loss_on_probabilities(tmp_path):
+    model = small_classifier(activation=keras.activations.softmax)
+    model.compile()
+    assert model.outputs_probabilities and not model.loss.from_logits
+    assert model.get_config()["activation"] == "softmax"
+    logits_model = small_classifier()
+    logits_model.compile()
+    assert logits_model.loss.from_logits
+    model.save_to_preset(str(tmp_path / "soft"))
+    assert models.VideoClassifier.from_preset(str(tmp_path / "soft")).outputs_probabilities
+
+
+def test_save_to_preset_shards_the_backbone_weights(tmp_path):
+    model = small_classifier()
+    folder = tmp_path / "sharded"
+    model.save_to_preset(str(folder), max_shard_size=0.003)  # GB: about 3 MB per shard
+    assert (folder / "model.weights.json").exists() and len(list(folder.glob("model*.weights.h5"))) > 1
+    loaded = models.VideoClassifier.from_preset(str(folder))
+    clips = np.random.default_rng(2).uniform(0, 255, (1, 4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(clips, verbose=0), model.predict(clips, verbose=0))

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from video_files import write_noise_video
 
-from tfrecords_tools import inspect as inspect_cli
+from tfrecords_tools import inspect_records as inspect_cli
 from tfrecords_tools import pack, schema, synthetic
 from tfrecords_tools.video import VideoError, decode_jpeg, decode_video, write_video
 

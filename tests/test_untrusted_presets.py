@@ -261,7 +261,7 @@ MALFORMED = {
     "head weights of another shape": (
         "task.weights.h5",
         other_weights("task.weights.h5"),
-        "'classifier/kernel' has shape (768, 4), the model needs (768, 3)",
+        "variable.shape=(768, 3), Received: value.shape=(768, 4)",
     ),
 }
 

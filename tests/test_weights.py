@@ -12,7 +12,8 @@ import torch
 from test_case import build, normalized, raw_clips
 from torch_mfnet import MFNet, randomized
 
-from mfnet_keras import pth, weights
+from mfnet_keras import initialization
+from mfnet_keras.checkpoints import key_mapping, pth_reader
 from mfnet_keras.convert import main as convert_main
 
 SHAPES = {"mfnet3d": (8, 64, 64, 3), "mfnet2d": (64, 64, 3)}
@@ -57,7 +58,7 @@ def _variant(state, wrapped, prefix, tracked):
 def test_every_checkpoint_variant_reads_the_same_tensors(legacy, wrapped, prefix, tracked, torch_models, tmp_path):
     state = torch_models["mfnet2d"].state_dict()
     path = save(_variant(state, wrapped, prefix, tracked), tmp_path / "v.pth", legacy)
-    read = weights.read_torch_state_dict(path)
+    read = key_mapping.read_torch_state_dict(path)
     expected = {k: v.numpy() for k, v in state.items() if "num_batches" not in k}
     assert sorted(read) == sorted(expected)
     for key, value in expected.items():
@@ -68,7 +69,7 @@ def test_a_variant_loads_into_the_model_and_fills_every_weight(torch_models, tmp
     state = torch_models["mfnet3d"].state_dict()
     path = save(_variant(state, True, True, True), tmp_path / "v.pth", legacy=True)
     model = build("mfnet3d", input_shape=SHAPES["mfnet3d"], num_classes=11)
-    filled = weights.load_torch_checkpoint(model, path)
+    filled = key_mapping.load_torch_checkpoint(model, path)
     assert sorted(filled) == sorted(w.path for w in model.weights)
     assert np.array_equal(
         keras.ops.convert_to_numpy(model.get_layer("classifier").kernel), state["classifier.weight"].numpy().T
@@ -81,14 +82,14 @@ def test_missing_unexpected_and_skipped_classifier(torch_models, tmp_path):
     state["extra.weight"] = torch.zeros(3)
     model = build("mfnet2d", input_shape=SHAPES["mfnet2d"], num_classes=5)
     with pytest.raises(ValueError) as error:
-        weights.load_torch_checkpoint(model, save(state, tmp_path / "bad.pth", legacy=False))
+        key_mapping.load_torch_checkpoint(model, save(state, tmp_path / "bad.pth", legacy=False))
     assert str(error.value) == (
         "Checkpoint does not fit mfnet2d: missing (1): conv3.B02.conv_m1.conv.weight; unexpected (1): extra.weight; "
         "wrong shape (2): classifier.bias [13] (model needs [5]), classifier.weight [13, 768] (model needs [768, 5])"
     )
     good = dict(torch_models["mfnet2d"].state_dict())
     before = keras.ops.convert_to_numpy(model.get_layer("classifier").kernel)
-    filled = weights.load_torch_checkpoint(model, save(good, tmp_path / "ok.pth", False), skip_classifier=True)
+    filled = key_mapping.load_torch_checkpoint(model, save(good, tmp_path / "ok.pth", False), skip_classifier=True)
     assert len(filled) == len(model.weights) - 2
     assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("classifier").kernel), before)
     other = build("mfnet2d", input_shape=SHAPES["mfnet2d"], num_classes=5, weights=str(tmp_path / "ok.pth"))
@@ -112,8 +113,8 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(kind, tmp_path):
         path.write_bytes(pickle.dumps(payload, protocol=2))
     else:
         save(payload, path, legacy=kind == "legacy")
-    with pytest.raises(pth.UnsafeCheckpointError) as error:
-        weights.read_torch_state_dict(str(path))
+    with pytest.raises(pth_reader.UnsafeCheckpointError) as error:
+        key_mapping.read_torch_state_dict(str(path))
     assert str(error.value) == (
         f"{path}: Refusing to load '{os.system.__module__}.system' from the checkpoint: only tensors, numbers, "
         "strings and containers can be read, and this file asks for something else"
@@ -124,15 +125,15 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(kind, tmp_path):
 def test_not_a_checkpoint(tmp_path):
     path = tmp_path / "text.pth"
     path.write_text("hello")
-    with pytest.raises(pth.CheckpointError) as error:
-        weights.read_torch_state_dict(str(path))
+    with pytest.raises(pth_reader.CheckpointError) as error:
+        key_mapping.read_torch_state_dict(str(path))
     assert str(error.value).startswith(f"{path}: not a readable PyTorch checkpoint (")
 
 
 def test_inflated_conv_equals_the_2d_conv_on_a_static_clip():
     model_2d = build("mfnet2d", input_shape=(32, 32, 3), num_classes=4)
     model_3d = build("mfnet3d", input_shape=(6, 32, 32, 3), num_classes=4)
-    filled = weights.inflate_2d_to_3d(model_2d, model_3d)
+    filled = initialization.inflate_2d_to_3d(model_2d, model_3d)
     assert sorted(filled) == sorted(w.path for w in model_3d.weights)
     for layer, image_shape in (("conv1_conv", (1, 32, 32, 3)), ("conv2_B02", (1, 8, 8, 96))):
         image = np.random.default_rng(3).standard_normal(image_shape).astype("float32")
@@ -149,26 +150,28 @@ def test_model_init_inflates_a_2d_checkpoint(torch_models, tmp_path):
     state = torch_models["mfnet2d"].state_dict()
     path = save(state, tmp_path / "2d.pth", legacy=False)
     model_3d = build("mfnet3d", input_shape=(4, 32, 32, 3), num_classes=4)
-    filled = weights.initialize(model_3d, path, inflate=True)
+    filled = initialization.initialize(model_3d, path, inflate=True)
     assert len(filled) == len(model_3d.weights) - 2  # 13 classes in the checkpoint, 4 here
     kernel = keras.ops.convert_to_numpy(model_3d.backbone.get_layer("conv1_conv").kernel)
-    expected = weights.inflate_kernel(weights.to_keras_layout(state["conv1.conv.weight"].numpy(), "c/kernel"), 3)
+    expected = initialization.inflate_kernel(
+        key_mapping.to_keras_layout(state["conv1.conv.weight"].numpy(), "c/kernel"), 3
+    )
     np.testing.assert_allclose(kernel, expected, rtol=1e-6)
 
 
 def test_inflation_methods():
     kernel = np.random.default_rng(5).standard_normal((3, 3, 2, 4)).astype("float32")
-    inflated = weights.inflate_kernel(kernel, 3)
+    inflated = initialization.inflate_kernel(kernel, 3)
     assert inflated.shape == (3, 3, 3, 2, 4)
     np.testing.assert_allclose(inflated.sum(axis=0), kernel, rtol=1e-6)
-    random = weights.inflate_kernel(kernel, 3, method="random", seed=0)
+    random = initialization.inflate_kernel(kernel, 3, method="random", seed=0)
     np.testing.assert_allclose(random.sum(axis=0), kernel / 3, rtol=1e-5, atol=1e-6)  # one copy, noise cancels
     is_copy = np.isclose(random, kernel / 3)
     assert np.array_equal(is_copy.sum(axis=0), np.ones(kernel.shape))  # one kernel/T slice at every position
     assert np.abs(random[~is_copy]).max() <= np.abs(kernel / 3).mean()
-    np.testing.assert_array_equal(random, weights.inflate_kernel(kernel, 3, method="random", seed=0))
+    np.testing.assert_array_equal(random, initialization.inflate_kernel(kernel, 3, method="random", seed=0))
     with pytest.raises(ValueError, match="Received: method='mean'"):
-        weights.inflate_kernel(kernel, 3, method="mean")
+        initialization.inflate_kernel(kernel, 3, method="mean")
 
 
 def test_convert_command_writes_weights_files_too(torch_models, tmp_path, capsys):
@@ -203,8 +206,10 @@ def test_truncated_checkpoint_is_one_line_at_any_cut(legacy, torch_models, tmp_p
         reasons.add(err.split(": ")[2].split(" needs ")[0].split(" ")[0])
     assert "tensor" in reasons  # cuts inside the data name the tensor
     cut_path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(pth.TruncatedCheckpointError, match=r"tensor conv\S+ needs \d+ bytes at offset \d+, file ends"):
-        pth.load(str(cut_path))
+    with pytest.raises(
+        pth_reader.TruncatedCheckpointError, match=r"tensor conv\S+ needs \d+ bytes at offset \d+, file ends"
+    ):
+        pth_reader.load(str(cut_path))
 
 
 def test_convert_of_a_truncated_file_prints_no_traceback(torch_models, tmp_path):
@@ -219,7 +224,7 @@ def test_convert_of_a_truncated_file_prints_no_traceback(torch_models, tmp_path)
 
 def test_zero_init_residual_makes_every_identity_unit_the_identity():
     model = build("mfnet3d", num_classes=5, input_shape=(4, 32, 32, 3))
-    zeroed = weights.zero_init_residual(model)
+    zeroed = initialization.zero_init_residual(model)
     # 16 units have a multiplexer; 12 of them (not a stage's first) also add to an unchanged input.
     assert len(zeroed) == 16 + 12
     assert "conv2_B02/conv_m2/conv/kernel" in zeroed and "conv2_B01/conv_i2/conv/kernel" in zeroed

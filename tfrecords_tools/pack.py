@@ -1,6 +1,6 @@
 """Packs a video dataset into sharded TFRecords of SequenceExamples (see `tfrecords_tools.schema`).
 
-    python -m tfrecords_tools.pack SOURCE OUTPUT_DIR --layout folders [options]
+    mfnet-pack SOURCE OUTPUT_DIR --layout folders [options]
     pack_dataset(source, output_dir, layout="folders", short_side=256, ...)  # the same, from Python
 
 Writes `<split>-00000-of-000NN.tfrecord`, `labels.txt` and `manifest.json`.
@@ -293,7 +293,7 @@ def _summary(manifest, encoded, elapsed):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m tfrecords_tools.pack",
+        prog="mfnet-pack",
         description="Pack a video dataset into sharded TFRecords of SequenceExamples (Model Garden / DMVR schema).",
     )
     parser.add_argument("source", help="dataset folder (or list file for --layout list)")

@@ -1,6 +1,6 @@
 """A synthetic action dataset whose classes differ only in motion, written as real H.264 videos.
 
-    python -m tfrecords_tools.synthetic OUTPUT_DIR [--seed 0] [--train-per-class 48] [--test-per-class 8]
+    mfnet-synthetic OUTPUT_DIR [--seed 0] [--train-per-class 48] [--test-per-class 8]
 
 Each video shows a textured object (a square, or a disc whose texture alone
 shows its rotation, hence a minimum contrast) on a smooth random background
@@ -149,7 +149,7 @@ def generate(output_dir, seed=0, train_per_class=48, test_per_class=8, frames=24
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tfrecords_tools.synthetic",
+        prog="mfnet-synthetic",
         description="Write a synthetic motion-only action dataset as H.264 mp4 videos with train/test lists.",
     )
     parser.add_argument("output_dir")

@@ -1,21 +1,29 @@
-"""The tf.data video pipeline: records written by `tfrecords_tools.pack` (or DMVR / Model Garden) → clips."""
+"""The tf.data video pipeline: records written by `tfrecords_tools.pack` (or DMVR / Model Garden) → clips.
 
-from mfnet_keras.data.pipeline import (
-    HLS_JITTER,
-    BadDataCounter,
-    BadDataLogger,
-    DataPosition,
-    make_dataset,
-    sample_eval_indices,
-    sample_train_indices,
-)
+In parts, as Model Garden splits a decoder from a parser:
+- `records`: reading files and records, parsing, bad-data accounting;
+- `sampling`: which frames a clip takes, seeds, resumable positions;
+- `augment`: crops, flips, colour jitter, evaluation views;
+- `datasets`: `train_dataset`, `eval_dataset` and `make_dataset`, which picks one by `split`.
+"""
+
+from mfnet_keras.data.augment import decode_centre_clip
+from mfnet_keras.data.datasets import eval_dataset, make_dataset, train_dataset
+from mfnet_keras.data.records import BadDataCounter, BadDataLogger, read_labels, records_info
+from mfnet_keras.data.sampling import DataPosition, sample_eval_indices, sample_train_indices
+from mfnet_keras.defaults import HLS_JITTER
 
 __all__ = [
     "HLS_JITTER",
     "BadDataCounter",
     "BadDataLogger",
     "DataPosition",
+    "decode_centre_clip",
+    "eval_dataset",
     "make_dataset",
+    "read_labels",
+    "records_info",
     "sample_eval_indices",
     "sample_train_indices",
+    "train_dataset",
 ]

@@ -1,9 +1,11 @@
-"""The paper's building blocks: pre-activation conv, multiplexer, multi-fiber unit."""
+"""The paper's building blocks (pre-activation conv, multiplexer, multi-fiber unit) and the
+post-activation conv and max-pool that the backbones' stems and baseline blocks are made of."""
 
 import keras
 from keras import ops
 
 from mfnet_keras.layers.fiber_conv import FiberConv, check_ints, join_fibers
+from mfnet_keras.layers.pooling import FrameMaxPooling
 
 BN_EPSILON = 1e-5
 # PyTorch's BatchNorm momentum 0.1 is Keras's 0.9 (weight of the old statistic).
@@ -65,6 +67,11 @@ class BNActConv(keras.layers.Layer):
             `k // 2` padding, which is what the paper's PyTorch code uses.
         synchronized_bn: synchronise BatchNorm statistics across replicas
             (multi-GPU/TPU training).
+
+    Examples:
+    >>> import numpy as np
+    >>> BNActConv(32, (1, 3, 3), num_fibers=16)(np.zeros((1, 4, 7, 7, 32), "float32")).shape
+    TensorShape([1, 4, 7, 7, 32])
     """
 
     def __init__(
@@ -155,6 +162,11 @@ class Multiplexer(keras.layers.Layer):
 
     Two pre-activation 1×1 convolutions, C → `bottleneck_filters` → C, whose
     result is added to the input. Output shape equals input shape.
+
+    Examples:
+    >>> import numpy as np
+    >>> Multiplexer(24)(np.zeros((1, 4, 7, 7, 96), "float32")).shape
+    TensorShape([1, 4, 7, 7, 96])
     """
 
     def __init__(self, bottleneck_filters, synchronized_bn=False, **kwargs):
@@ -204,6 +216,12 @@ class MultiFiberUnit(keras.layers.Layer):
         mid_filters: width of the fibers; defaults to `filters`.
         multiplexer: include the multiplexer (the paper's ablation drops it).
         synchronized_bn: synchronise BatchNorm across replicas.
+
+    Examples:
+    >>> import numpy as np
+    >>> unit = MultiFiberUnit(96, num_fibers=16, strides=(2, 1, 1), first_unit=True)
+    >>> unit(np.zeros((1, 8, 14, 14, 16), "float32")).shape
+    TensorShape([1, 4, 14, 14, 96])
     """
 
     def __init__(
@@ -321,3 +339,35 @@ class MultiFiberUnit(keras.layers.Layer):
             synchronized_bn=self.synchronized_bn,
         )
         return config
+
+
+def conv_bn(x, filters, kernel, strides, name, dtype, num_fibers=1, activation="relu", synchronized_bn=False):
+    """Post-activation conv (symmetric `k // 2` padding) → BN → activation ("relu", "relu6" or None).
+
+    Layers are named `{name}_conv`, `{name}_bn`, `{name}_{activation}`.
+
+    The stems of every model and the blocks of the original ResNet, ResNeXt
+    and MobileNet-v2 have this layout.
+    """
+    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
+    x = FiberConv(
+        filters, kernel, num_fibers=num_fibers, strides=strides, padding=padding, name=f"{name}_conv", dtype=dtype
+    )(x)
+    x = batch_norm(f"{name}_bn", synchronized_bn, dtype=dtype)(x)
+    if activation:
+        max_value = {"relu": None, "relu6": 6.0}[activation]
+        x = keras.layers.ReLU(max_value, name=f"{name}_{activation}", dtype=dtype)(x)
+    return x
+
+
+def stem_max_pool(x, dtype):
+    """3×3 (1×3×3 for clips) max-pool, stride 2 (1, 2, 2), padding 1, as PyTorch's.
+
+    Zero padding equals PyTorch's -inf padding here because the input comes
+    straight from a ReLU.
+    """
+    if len(x.shape) == 5:  # a 2D pool of every frame: a built-in op of every runtime (LiteRT has no 3D pool)
+        x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1_pad", dtype=dtype)(x)
+        return FrameMaxPooling(3, strides=2, name="pool1", dtype=dtype)(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)

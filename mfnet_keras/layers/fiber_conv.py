@@ -110,6 +110,14 @@ class FiberConv(keras.layers.Layer):
             `"graph"` writes one grouped convolution op that TensorFlow's CPU
             kernels cannot run but converters read. All give the same numbers.
         kernel_initializer, kernel_regularizer: as for `keras.layers.Conv3D`.
+
+    Examples:
+    >>> import numpy as np
+    >>> conv = FiberConv(32, 3, num_fibers=16, padding=1)
+    >>> conv(np.zeros((1, 4, 7, 7, 32), "float32")).shape
+    TensorShape([1, 4, 7, 7, 32])
+    >>> tuple(conv.kernel.shape)  # (*window, in_channels / fibers, out_channels), as Conv3D(groups=16)
+    (3, 3, 3, 2, 32)
     """
 
     def __init__(

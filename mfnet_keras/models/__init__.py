@@ -1,10 +1,19 @@
-"""Backbones of the paper's model family, the video classifier task and the preset table."""
+"""The model families (a folder each: backbone, preset table), the video classifier task and presets.
 
-from mfnet_keras.models.base import Backbone
+Importing this package registers the Keras classes (so `.keras` files load) and every family's presets.
+"""
+
+import re
+import zipfile
+
+import keras
+
+from mfnet_keras.models.backbone import Backbone
 from mfnet_keras.models.mfnet import MFNetBackbone
 from mfnet_keras.models.mobilenet_v2 import MobileNetV2Backbone
 from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
-from mfnet_keras.models.presets import PresetError, backbone_options, get_preset, list_presets, register_preset
+from mfnet_keras.models.preset_checks import PresetError
+from mfnet_keras.models.preset_utils import backbone_options, get_preset, list_presets, register_preset
 from mfnet_keras.models.resnet import ResNetBackbone
 from mfnet_keras.models.video_classifier import VideoClassifier
 
@@ -31,11 +40,6 @@ def load_model(path):
     Examples:
     >>> model = load_model("runs/demo/mfnet3d/model.keras")  # doctest: +SKIP
     """
-    import re
-    import zipfile
-
-    import keras
-
     if not str(path).endswith(".keras"):
         return VideoClassifier.from_preset(path)
     if not zipfile.is_zipfile(path):

@@ -3,15 +3,8 @@
 import keras
 from keras import ops
 
+from mfnet_keras.defaults import FRAME_INTERVAL, VIDEO_MEAN, VIDEO_STD, default_short_side
 from mfnet_keras.layers import tf_ops
-
-VIDEO_MEAN = (0.485, 0.456, 0.406)
-VIDEO_STD = (0.229, 0.224, 0.225)
-
-
-def default_short_side(crop_size):
-    """The evaluation resize: the short side to `crop_size × 256/224` (256 at 224, 128 at 112)."""
-    return round(crop_size * 256 / 224)
 
 
 def _is_int(value):
@@ -44,7 +37,7 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         short_side=None,
         mean=VIDEO_MEAN,
         std=VIDEO_STD,
-        frame_interval=2,
+        frame_interval=FRAME_INTERVAL,
         **kwargs,
     ):
         kwargs["dtype"] = "float32"  # resizing and normalising in float16 would lose precision

@@ -3,7 +3,10 @@
 import keras
 from keras import ops
 
+from mfnet_keras.layers import walk_layers
 from mfnet_keras.metrics import TopKAccuracy
+from mfnet_keras.models import preset_utils
+from mfnet_keras.models.backbone import Backbone
 from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
 
 POOLINGS = ("avg", "max")
@@ -59,10 +62,22 @@ class VideoClassifier(keras.Model):
         class_names: a name per class, saved with the model (default "0", "1", …).
         pooling: "avg" or "max" over time and space.
         dropout: rate before the classifier.
-        activation: of the classifier, e.g. "softmax"; None gives logits.
+        activation: of the classifier, e.g. "softmax" or `keras.activations.softmax`;
+            None gives logits.
         head_dtype: dtype policy of the pooling and the classifier (default:
             the backbone's).
+
+    Examples:
+    >>> import numpy as np
+    >>> from mfnet_keras.models import MFNetBackbone, VideoClassifier
+    >>> backbone = MFNetBackbone(input_shape=(4, 32, 32, 3), stage_depths=(1, 1, 1, 1))
+    >>> classifier = VideoClassifier(backbone, num_classes=3, class_names=["a", "b", "c"])
+    >>> classifier.predict(np.zeros((2, 4, 40, 48, 3), "uint8"), verbose=0).shape
+    (2, 3)
     """
+
+    backbone_cls = Backbone
+    preprocessor_cls = VideoClassifierPreprocessor
 
     def __init__(
         self,
@@ -106,6 +121,7 @@ class VideoClassifier(keras.Model):
         x = pool(name="pool", dtype=dtype)(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="dropout", dtype=dtype)(x)
+        activation = None if activation is None else keras.activations.serialize(keras.activations.get(activation))
         outputs = keras.layers.Dense(num_classes, activation=activation, name="classifier", dtype=dtype)(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone, self.preprocessor = backbone, preprocessor
@@ -133,13 +149,18 @@ class VideoClassifier(keras.Model):
         config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         return cls(**config)
 
+    @property
+    def outputs_probabilities(self):
+        """Whether the classifier ends in a softmax (then the default loss is not on logits)."""
+        return self.activation is not None and keras.activations.get(self.activation) is keras.activations.softmax
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Keras `compile` with defaults for fine-tuning: AdamW 1e-4, sparse cross-entropy on the
-        logits (on the probabilities with `activation="softmax"`), accuracy and top-5 accuracy."""
+        logits (on the probabilities with a softmax `activation`), accuracy and top-5 accuracy."""
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(1e-4)
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.activation != "softmax")
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not self.outputs_probabilities)
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
             if self.num_classes > 5:
@@ -153,25 +174,65 @@ class VideoClassifier(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    @preset_utils.classproperty
+    def presets(cls):
+        """Every registered preset name: each builds a classifier (an architecture's from scratch)."""
+        return preset_utils.list_presets()
+
     @classmethod
-    def from_preset(cls, handle, num_classes=None, class_names=None, load_weights=True, **kwargs):
-        """A classifier from a preset: a registered name (`presets.list_presets()`), a preset folder,
+    def from_preset(cls, preset, num_classes=None, class_names=None, load_weights=True, **kwargs):
+        """A classifier from a preset: a registered name (`VideoClassifier.presets`), a preset folder,
         a `.pth` checkpoint, an `http(s)://` URL (`sha256=` to verify), `hf://` or `kaggle://`.
 
         A `num_classes` other than the preset's replaces the classifier (random) and keeps the rest.
         `kwargs`: `clip_length`, `crop_size`, `mean`, `std`, `frame_interval` (the preprocessor),
         `dropout`, `pooling`, `activation`, `sha256`, and backbone arguments (`dtype`,
         `synchronized_bn`, `num_fibers`, ...).
-        """
-        from mfnet_keras.models import presets
 
-        return presets.load_classifier(
-            handle, num_classes=num_classes, class_names=class_names, load_weights=load_weights, **kwargs
+        Examples:
+        >>> from mfnet_keras.models import VideoClassifier
+        >>> model = VideoClassifier.from_preset("mfnet3d", num_classes=5, clip_length=8, crop_size=112)
+        >>> model.output_shape
+        (None, 5)
+        """
+        return preset_utils.load_task(
+            cls, preset, num_classes=num_classes, class_names=class_names, load_weights=load_weights, **kwargs
         )
 
-    def save_to_preset(self, folder):
+    def save_to_preset(self, preset_dir, max_shard_size=None):
         """Writes a preset folder in keras-hub's layout: `config.json` and `model.weights.h5` (the
-        backbone), `task.json` and `task.weights.h5` (the head), `preprocessor.json`, `metadata.json`."""
-        from mfnet_keras.models import presets
+        backbone; with `max_shard_size` in GB, `model.weights.json` and its shards), `task.json`,
+        `task.weights.h5` (the head), `preprocessor.json`, `metadata.json` and a `README.md` model card.
 
-        presets.save_classifier(self, folder)
+        Examples:
+        >>> import tempfile
+        >>> from mfnet_keras.models import VideoClassifier
+        >>> model = VideoClassifier.from_preset("mfnet2d", num_classes=3, crop_size=64)
+        >>> folder = tempfile.mkdtemp()
+        >>> model.save_to_preset(folder)
+        >>> VideoClassifier.from_preset(folder).num_classes
+        3
+        """
+        preset_utils.save_task(self, preset_dir, max_shard_size=max_shard_size)
+
+    # keras-hub's task-weights protocol: the head is what is not in the backbone.
+
+    def has_task_weights(self):
+        """Whether the classifier has weights outside its backbone (it always does: the classifier)."""
+        inside = {id(w) for w in self.backbone.weights}
+        return any(id(w) not in inside for w in self.weights)
+
+    def save_task_weights(self, filepath):
+        """Saves the weights outside the backbone with `keras.saving.save_weights`, as keras-hub does."""
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The file name must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.save_weights(self, filepath, objects_to_skip=self._backbone_layers())
+
+    def load_task_weights(self, filepath):
+        """Loads weights saved by `save_task_weights` (keras-hub's `Task.load_task_weights` call)."""
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The file name must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.load_weights(self, filepath, objects_to_skip=self._backbone_layers())
+
+    def _backbone_layers(self):
+        return [self.backbone, *walk_layers(self.backbone)]

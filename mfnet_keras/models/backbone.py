@@ -1,9 +1,8 @@
-"""Shared pieces of the backbones: the config-carrying base class, the stem and the stage pyramid."""
+"""`Backbone`: the base class of the family's feature extractors, and the checks they share."""
 
 import keras
 
-from mfnet_keras.layers import FiberConv, FrameMaxPooling
-from mfnet_keras.layers.blocks import batch_norm
+from mfnet_keras.models import preset_utils
 
 
 class Backbone(keras.Model):
@@ -16,6 +15,14 @@ class Backbone(keras.Model):
     to the output of the stage at spatial stride 2**k (for MF-Net and ResNet
     the stages conv2…conv5, P5 being the output), for feature extraction:
     `keras.Model(backbone.inputs, backbone.pyramid_outputs)`.
+
+    Examples:
+    >>> from mfnet_keras.models import MFNetBackbone
+    >>> backbone = MFNetBackbone(input_shape=(4, 32, 32, 3), stage_depths=(1, 1, 1, 1))
+    >>> backbone.output_shape
+    (None, 2, 1, 1, 768)
+    >>> sorted(backbone.pyramid_outputs)
+    ['P2', 'P3', 'P4', 'P5']
     """
 
     def _init_model(self, inputs, outputs, pyramid, name, init_args, **kwargs):
@@ -30,20 +37,29 @@ class Backbone(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    @preset_utils.classproperty
+    def presets(cls):
+        """The registered preset names whose backbone is this class (all of them for `Backbone`)."""
+        return preset_utils.list_presets(backbone_cls=cls)
+
     @classmethod
-    def from_preset(cls, handle, load_weights=True, **kwargs):
-        """The backbone of a preset: a registered name, a preset folder, a `.pth`, an `http(s)://`,
-        `hf://` or `kaggle://` handle (see `mfnet_keras.models.presets.resolve`). `kwargs` override
-        constructor arguments (e.g. `input_shape`, `dtype`)."""
-        from mfnet_keras.models import presets
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """The backbone of a preset: a registered name (`cls.presets`), a preset folder, a `.pth`,
+        an `http(s)://`, `hf://` or `kaggle://` handle. `kwargs` override constructor arguments
+        (e.g. `input_shape`, `dtype`).
 
-        return presets.load_backbone(handle, load_weights=load_weights, cls=cls, **kwargs)
+        Examples:
+        >>> from mfnet_keras.models import MFNetBackbone
+        >>> backbone = MFNetBackbone.from_preset("mfnet2d", input_shape=(64, 64, 3))
+        >>> backbone.output_shape
+        (None, 2, 2, 768)
+        """
+        return preset_utils.load_backbone(cls, Backbone, preset, load_weights=load_weights, **kwargs)
 
-    def save_to_preset(self, folder):
-        """Writes `config.json`, `model.weights.h5` and `metadata.json` into `folder`."""
-        from mfnet_keras.models import presets
-
-        presets.save_backbone(self, folder)
+    def save_to_preset(self, preset_dir, max_shard_size=None):
+        """Writes `config.json`, `model.weights.h5`, `metadata.json` and a `README.md` model card
+        into the folder `preset_dir` (with `max_shard_size` in GB, the weights in shards)."""
+        preset_utils.save_backbone(self, preset_dir, max_shard_size=max_shard_size)
 
 
 def constructor_args(local_variables):
@@ -80,35 +96,3 @@ class Pyramid(dict):
     def record(self, x):
         if self.level >= 2:
             self[f"P{self.level}"] = x
-
-
-def conv_bn(x, filters, kernel, strides, name, dtype, num_fibers=1, activation="relu", synchronized_bn=False):
-    """Post-activation conv (symmetric `k // 2` padding) → BN → activation ("relu", "relu6" or None).
-
-    Layers are named `{name}_conv`, `{name}_bn`, `{name}_{activation}`.
-
-    The stems of every model and the blocks of the original ResNet, ResNeXt
-    and MobileNet-v2 have this layout.
-    """
-    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
-    x = FiberConv(
-        filters, kernel, num_fibers=num_fibers, strides=strides, padding=padding, name=f"{name}_conv", dtype=dtype
-    )(x)
-    x = batch_norm(f"{name}_bn", synchronized_bn, dtype=dtype)(x)
-    if activation:
-        max_value = {"relu": None, "relu6": 6.0}[activation]
-        x = keras.layers.ReLU(max_value, name=f"{name}_{activation}", dtype=dtype)(x)
-    return x
-
-
-def stem_max_pool(x, dtype):
-    """3×3 (1×3×3 for clips) max-pool, stride 2 (1, 2, 2), padding 1, as PyTorch's.
-
-    Zero padding equals PyTorch's -inf padding here because the input comes
-    straight from a ReLU.
-    """
-    if len(x.shape) == 5:  # a 2D pool of every frame: a built-in op of every runtime (LiteRT has no 3D pool)
-        x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1_pad", dtype=dtype)(x)
-        return FrameMaxPooling(3, strides=2, name="pool1", dtype=dtype)(x)
-    x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
-    return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)

@@ -3,14 +3,8 @@
 import keras
 
 from mfnet_keras.layers import Multiplexer
-from mfnet_keras.layers.blocks import batch_norm
-from mfnet_keras.models.base import (
-    Backbone,
-    Pyramid,
-    check_input_shape,
-    constructor_args,
-    conv_bn,
-)
+from mfnet_keras.layers.blocks import batch_norm, conv_bn
+from mfnet_keras.models.backbone import Backbone, Pyramid, check_input_shape, constructor_args
 
 # (expansion t, channels c, repeats n, first stride s), Sandler et al. Table 2.
 INVERTED_RESIDUAL_STAGES = (

@@ -24,7 +24,13 @@ HEAD_TYPES = {
     "activation": (str, type(None)),
     "head_dtype": (str, type(None)),
 }
-METADATA_TYPES = {"keras_version": (str,), "mfnet_keras_version": (str,), "parameter_count": (int,), "date": (str,)}
+METADATA_TYPES = {
+    "keras_version": (str,),
+    "keras_hub_version": (str, type(None)),
+    "mfnet_keras_version": (str,),
+    "parameter_count": (int,),
+    "date": (str,),
+}
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 

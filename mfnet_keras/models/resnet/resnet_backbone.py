@@ -3,15 +3,8 @@
 import keras
 
 from mfnet_keras.layers import MultiFiberUnit
-from mfnet_keras.layers.blocks import batch_norm
-from mfnet_keras.models.base import (
-    Backbone,
-    Pyramid,
-    check_input_shape,
-    constructor_args,
-    conv_bn,
-    stem_max_pool,
-)
+from mfnet_keras.layers.blocks import batch_norm, conv_bn, stem_max_pool
+from mfnet_keras.models.backbone import Backbone, Pyramid, check_input_shape, constructor_args
 
 BLOCKS = ("basic", "bottleneck", "multi_fiber")
 

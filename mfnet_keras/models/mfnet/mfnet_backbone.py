@@ -3,8 +3,8 @@
 import keras
 
 from mfnet_keras.layers import MultiFiberUnit
-from mfnet_keras.layers.blocks import batch_norm
-from mfnet_keras.models.base import Backbone, Pyramid, check_input_shape, constructor_args, conv_bn, stem_max_pool
+from mfnet_keras.layers.blocks import batch_norm, conv_bn, stem_max_pool
+from mfnet_keras.models.backbone import Backbone, Pyramid, check_input_shape, constructor_args
 
 # Stage names, as in the released checkpoints, and the paper's Table 2.
 STAGE_NAMES = ("conv2", "conv3", "conv4", "conv5")

@@ -1,6 +1,6 @@
 """Reports on a packed dataset, verifies it, and draws a contact sheet of its frames.
 
-python -m tfrecords_tools.inspect OUTPUT_DIR [--verify] [--contact-sheet sheet.png]
+mfnet-inspect OUTPUT_DIR [--verify] [--contact-sheet sheet.png]
 """
 
 import argparse
@@ -84,7 +84,7 @@ def contact_sheet(paths, out_path, clips=6, frames_per_clip=8, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tfrecords_tools.inspect",
+        prog="mfnet-inspect",
         description="Per-split and per-class counts and frame statistics of a packed dataset.",
     )
     parser.add_argument("output_dir", help="folder written by tfrecords_tools.pack")

@@ -1,0 +1,387 @@
+"""Datasets of clips for `model.fit` / `model.evaluate`: `train_dataset`, `eval_dataset`, and `make_dataset`.
+
+Train: one clip per video per epoch (random start and frame interval, short
+videos loop), decoding ONLY the sampled frames and only the pixels of the
+random crop (`decode_and_crop_jpeg`), then flip, HLS colour jitter. Eval:
+`num_clips` uniformly spaced clips × `num_crops` crops per video,
+deterministic, each view tagged with its `video_index`. Pixels stay in
+[0, 255]: the model's `VideoClassifierPreprocessor` normalises them.
+
+Examples:
+>>> import io, os, tempfile
+>>> import numpy as np, tensorflow as tf
+>>> from PIL import Image
+>>> from tfrecords_tools import schema
+>>> def jpeg(value):
+...     out = io.BytesIO()
+...     Image.fromarray(np.full((48, 64, 3), value, "uint8")).save(out, "JPEG")
+...     return out.getvalue()
+>>> path = os.path.join(tempfile.mkdtemp(), "train-00000-of-00001.tfrecord")
+>>> with tf.io.TFRecordWriter(path) as writer:
+...     for label in range(2):
+...         frames = [jpeg(10 * i) for i in range(20)]
+...         writer.write(schema.make_sequence_example(frames, label, str(label), "v.mp4", 25, 48, 64))
+>>> clips, labels = next(iter(make_dataset(path, batch_size=2, clip_length=8, crop_size=32, seed=0)))
+>>> clips.shape, clips.dtype.name, sorted(labels.numpy().tolist())
+(TensorShape([2, 8, 32, 32, 3]), 'float32', [0, 1])
+>>> views = make_dataset(path, "eval", batch_size=8, clip_length=8, crop_size=32, num_clips=2, num_crops=3)
+>>> [tuple(t.shape) for t in next(iter(views))]
+[(8, 8, 32, 32, 3), (8,), (8,)]
+"""
+
+import tensorflow as tf
+
+from mfnet_keras.data import augment, records, sampling
+from mfnet_keras.defaults import HLS_JITTER, check_num_crops, default_short_side
+from tfrecords_tools import schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+plain = records.plain
+
+
+class _Source:
+    """The files one input pipeline reads, its seed, and how it shards (see `make_dataset`'s `input_context`)."""
+
+    def __init__(self, file_pattern, seed, input_context, counter, deterministic):
+        self.files = records.list_files(file_pattern)
+        self.seed = int(tf.random.uniform((), maxval=2**31 - 1, dtype=tf.int64)) if seed is None else seed
+        self.pipelines, self.pipeline_id = 1, 0
+        if input_context is not None:
+            self.pipelines, self.pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+            self.seed += 7919 * self.pipeline_id
+        self.by_file = self.pipelines > 1 and len(self.files) >= self.pipelines
+        if self.by_file:
+            self.files = self.files[self.pipeline_id :: self.pipelines]
+        self.counter, self.deterministic = counter, deterministic
+        sizes = [tf.io.gfile.stat(f).length for f in self.files]
+        self.file_ds = tf.data.Dataset.from_tensor_slices((self.files, tf.constant(sizes, tf.int64)))
+
+    def read(self, file_ds):
+        """`(path, index, record)` of the files in `file_ds`, interleaved, sharded by record when not by file."""
+        ds = file_ds.interleave(
+            plain(lambda path, size: records.readable_records(path, size, self.counter)),
+            cycle_length=min(len(self.files), 8),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=self.deterministic,
+        )
+        return ds.shard(self.pipelines, self.pipeline_id) if self.pipelines > 1 and not self.by_file else ds
+
+    def passes(self, shuffle_buffer, position):
+        """`(pass, index in the pass, record)`: one shuffled pass per iteration, or endless from `position`."""
+        seed = self.seed
+
+        @plain
+        def one_pass(pass_number):
+            pass_seed = sampling.pass_seed(seed, pass_number)
+            ds = self.read(sampling.shuffled(self.file_ds, len(self.files), pass_seed))
+            # A permutation of each block makes passes differ; a sliding buffer then mixes across blocks
+            # (a shard packed in class order would otherwise train a block of classes at a time). Its seed is
+            # a Python int, which `Dataset.shuffle` needs once a global seed is set, and it restarts each pass.
+            ds = sampling.shuffled(ds, shuffle_buffer, pass_seed)
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+            return ds.enumerate().map(plain(lambda index, record: (pass_number, index, record)))
+
+        if position is None:
+            passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+            return passes.map(plain(lambda r: r % 2**31)).flat_map(one_pass)
+        first_pass, first_index = position.start[:2]
+        return tf.data.Dataset.counter(first_pass).flat_map(
+            plain(lambda p: one_pass(p).skip(tf.where(p == first_pass, tf.constant(first_index, tf.int64), 0)))
+        )
+
+
+def _count_bad(counter, has_frames, whole, label_ok, several, multi_label):
+    ok = whole & label_ok
+    for reason, bad in (
+        ("no_frames", ~has_frames),
+        ("bad_jpeg", has_frames & ~whole),
+        ("bad_label", whole & ~label_ok),
+        (records.MULTI_LABEL_RECORDS, ok & several & (not multi_label)),
+    ):
+        counter.counts[reason].assign_add(tf.cast(bad, tf.int64))
+    return ok
+
+
+def _train_clip(picked, rand, options):
+    """The augmented clip of the sampled JPEGs: random crop (decoding its window only), resize, flip, jitter."""
+    crop_size = options["crop_size"]
+    window = augment.crop_window(
+        tf.image.extract_jpeg_shape(picked[0]), crop_size, options["scale_range"], options["aspect_range"], rand
+    )
+    frames = augment.decode_window(picked, window, crop_size)
+    clip = tf.image.resize(frames, (crop_size, crop_size))  # bilinear, as the official cv2 loader
+    mirror = tf.logical_and(options["flip"], sampling.uniform(rand, 7, 0.0, 1.0) < 0.5)
+    jitter = options["color_jitter"]
+    offsets = tf.round(sampling.uniform(rand, 8, -1.0, 1.0, (3,)) * tf.constant(jitter or (0, 0, 0), tf.float32))
+    return augment.finish_train_clip(clip, mirror, offsets, bool(jitter))
+
+
+def _train_element_fn(seed, counter, options):
+    """The map from `(pass, index, (path, record index, record))` to `(clip, label, ok, pass, index)`."""
+    reverse_labels, multi_label, label_key = options["reverse_labels"], options["multi_label"], options["label_key"]
+
+    @plain
+    def train_element(pass_number, index, record):
+        path, record_index, serialized = record
+        rand = tf.random.stateless_uniform(
+            (), seed=tf.stack([sampling.pass_seed(seed, pass_number), index]), minval=None, maxval=None, dtype=tf.int64
+        )
+        name = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
+        # Marked under way until the element is done: one that raises stays marked, and is dropped below.
+        started = counter.in_progress.insert(name[None], tf.constant([1], tf.int64))
+        with tf.control_dependencies([started]):
+            serialized = tf.identity(serialized)
+        backwards = bool(reverse_labels) and sampling.uniform(rand, 9, 0.0, 1.0) < 0.5
+
+        def sample(n):
+            indices = sampling.sample_train_indices(
+                n, options["clip_length"], options["frame_intervals"], options["speed_jitter"], rand
+            )
+            return tf.where(backwards, tf.reverse(indices, [0]), indices)
+
+        picked, label, context, has_frames, whole, label_ok = records.decode_record(
+            serialized, sample, name, options["num_classes"], multi_label, options["image_key"], label_key
+        )
+        if reverse_labels:
+            label = augment.reverse_label(label, backwards, reverse_labels, multi_label)
+        several = tf.size(context[label_key]) > 1
+        ok = _count_bad(counter, has_frames, whole, label_ok, several, multi_label)
+        size, length = options["crop_size"], options["clip_length"]
+        clip = tf.cond(ok, lambda: _train_clip(picked, rand, options), lambda: tf.zeros((length, size, size, 3)))
+        with tf.control_dependencies([clip, label]):
+            finished = counter.in_progress.remove(name[None])
+        with tf.control_dependencies([finished]):
+            return tf.cast(clip, options["dtype"]), tf.identity(label), tf.identity(ok), pass_number, index
+
+    return train_element
+
+
+def _with_defaults(defaults, options, builder):
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"{builder}() got an unexpected keyword argument {unknown[0]!r}")
+    return {**defaults, **options}
+
+
+def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, input_context=None, **options):
+    """The training split of `make_dataset` (see there for every option): shuffled, augmented clips,
+    bad records dropped and counted, endless and resumable with a `position`."""
+    options = _with_defaults(_TRAIN_DEFAULTS, options, "train_dataset")
+    crop_size = options["crop_size"]
+    if options["scale_range"] is None:
+        options["scale_range"] = (crop_size, round(crop_size * 288 / 224))
+    counter = options.pop("bad_data_counter") or records.BadDataCounter()
+    source = _Source(file_pattern, seed, input_context, counter, deterministic)
+    position, drop_remainder = options["position"], options["drop_remainder"]
+    element = _train_element_fn(source.seed, counter, options)
+    ds = source.passes(options["shuffle_buffer"], position)
+    ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.ignore_errors().filter(plain(lambda clip, label, ok, pass_number, index: ok))
+    ds = ds.map(plain(lambda clip, label, ok, pass_number, index: (clip, label, pass_number, index)))
+    ds = ds.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)
+    if position is None:
+        ds = ds.map(plain(lambda clips, labels, passes, indices: (clips, labels)))
+    else:
+
+        @plain
+        def keep_position(batch, element):
+            clips, labels, passes, indices = element
+            with tf.control_dependencies([position.record(batch, passes, indices)]):
+                return tf.identity(clips), tf.identity(labels)
+
+        ds = ds.enumerate(start=position.start[2]).map(keep_position)
+    return _finish(ds, deterministic, counter)
+
+
+def _eval_views_fn(options):
+    """The map from `(video index, (path, record index, record))` to a dataset of its views."""
+    clip_length, crop_size, dtype = options["clip_length"], options["crop_size"], options["dtype"]
+    label_key = options["label_key"]
+
+    @plain
+    def eval_views(index, record):
+        path, record_index, serialized = record
+        where = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
+        sample = lambda n: sampling.sample_eval_indices(  # noqa: E731
+            n, clip_length, options["frame_intervals"][0], options["num_clips"]
+        )
+        picked, label, context, has_frames, whole, label_ok = records.decode_record(
+            serialized, sample, where, options["num_classes"], options["multi_label"], options["image_key"], label_key
+        )
+        ok = whole & label_ok
+        if not options["skip_bad"]:
+            checks = [
+                tf.debugging.Assert(has_frames, ["bad eval data: no frames in", where]),
+                tf.debugging.Assert(~has_frames | whole, ["bad eval data: corrupt JPEG in", where]),
+                tf.debugging.Assert(label_ok, ["bad eval data: label out of range in", where, context[label_key]]),
+            ]
+            with tf.control_dependencies(checks):
+                ok = tf.identity(ok)
+        views = options["num_clips"], options["num_crops"], clip_length, crop_size, options["eval_short_side"]
+        clips = tf.cond(
+            ok,
+            lambda: tf.cast(augment.eval_clips(picked, *views), dtype),
+            lambda: tf.zeros((0, clip_length, crop_size, crop_size, 3), tf.as_dtype(dtype)),
+        )
+        count = tf.shape(clips)[0]
+        return tf.data.Dataset.from_tensor_slices(
+            (clips, tf.repeat(label[None], count, axis=0), tf.fill([count], index))
+        )
+
+    return eval_views
+
+
+def eval_dataset(file_pattern, batch_size=8, input_context=None, **options):
+    """The evaluation split of `make_dataset` (see there for every option): every view of every video,
+    in order, with its video index."""
+    options = _with_defaults(_EVAL_DEFAULTS, options, "eval_dataset")
+    if options["eval_short_side"] is None:
+        options["eval_short_side"] = default_short_side(options["crop_size"])
+    counter = records.BadDataCounter()
+    source = _Source(file_pattern, 0, input_context, counter, deterministic=True)
+    ds = source.read(source.file_ds).enumerate().flat_map(_eval_views_fn(options))
+    if not options["return_video_index"]:
+        ds = ds.map(plain(lambda clip, label, index: (clip, label)))
+    ds = ds.batch(batch_size, drop_remainder=bool(options["drop_remainder"]))
+    return _finish(ds, True, counter)
+
+
+def _finish(ds, deterministic, counter):
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options).prefetch(AUTOTUNE)
+    ds.bad_data = counter
+    return ds
+
+
+_COMMON_DEFAULTS = {
+    "clip_length": 16,
+    "frame_intervals": (2,),
+    "crop_size": 224,
+    "dtype": "float32",
+    "num_classes": None,
+    "multi_label": False,
+    "image_key": schema.IMAGE,
+    "label_key": schema.LABEL_INDEX,
+    "drop_remainder": None,
+}
+_TRAIN_DEFAULTS = {
+    **_COMMON_DEFAULTS,
+    "speed_jitter": 0.0,
+    "scale_range": None,
+    "aspect_range": (0.8, 1.25),
+    "flip": True,
+    "color_jitter": HLS_JITTER,
+    "shuffle_buffer": 256,
+    "bad_data_counter": None,
+    "reverse_labels": None,
+    "position": None,
+}
+_EVAL_DEFAULTS = {
+    **_COMMON_DEFAULTS,
+    "eval_short_side": None,
+    "num_clips": 1,
+    "num_crops": 1,
+    "skip_bad": False,
+    "return_video_index": True,
+}
+
+
+def make_dataset(
+    file_pattern,
+    split="train",
+    batch_size=8,
+    clip_length=16,
+    frame_intervals=(2,),
+    speed_jitter=0.0,
+    crop_size=224,
+    scale_range=None,
+    aspect_range=(0.8, 1.25),
+    flip=True,
+    color_jitter=HLS_JITTER,
+    eval_short_side=None,
+    num_clips=1,
+    num_crops=1,
+    dtype="float32",
+    num_classes=None,
+    multi_label=False,
+    image_key=schema.IMAGE,
+    label_key=schema.LABEL_INDEX,
+    shuffle_buffer=256,
+    seed=None,
+    deterministic=True,
+    input_context=None,
+    skip_bad=False,
+    return_video_index=True,
+    drop_remainder=None,
+    bad_data_counter=None,
+    reverse_labels=None,
+    position=None,
+):
+    """A `tf.data.Dataset` of `(clips, labels)` (train) or `(clips, labels, video_index)` (eval).
+
+    Clips are `[batch, clip_length, crop_size, crop_size, 3]` with pixels in
+    [0, 255]: the model's `VideoClassifierPreprocessor` normalises them.
+
+    Args:
+        file_pattern: glob(s) of TFRecord files, any `tf.io.gfile` path (local, `gs://`).
+        split: "train" (random clips, augmentation, shuffled) or "eval" (multi-view, deterministic).
+        batch_size: clips per batch (per input pipeline when distributed).
+        clip_length: frames per clip.
+        frame_intervals: train: the interval is drawn from this list per clip
+            (the official Kinetics recipe: `[1, 2, 2, 3]`); eval uses the first.
+        speed_jitter: train: the interval is multiplied by U(1 - j, 1 + j).
+        crop_size: output height and width.
+        scale_range: train: the short side is rescaled to U(low, high) before
+            cropping; default `crop_size × (1, 288/224)`, i.e. [224, 288] at 224.
+        aspect_range: train: aspect-ratio jitter (log-uniform).
+        flip: train: random horizontal flip of the whole clip.
+        color_jitter: train: max (hue, lightness, saturation) offsets in HLS
+            space (OpenCV scales), or None.
+        eval_short_side: eval: resize the short side to this; default
+            `crop_size × 256/224`, i.e. 256 at 224 (pass the model's
+            `preprocessor.short_side`).
+        num_clips, num_crops: eval views per video (crops: 1 = centre,
+            3 = start/centre/end of the long side).
+        dtype: of the clips: "float32", "bfloat16" or "float16".
+        num_classes: labels outside `[0, num_classes)` are bad data.
+        multi_label: multi-hot float labels of `num_classes` (DMVR multi-label
+            records); otherwise a record's first label is used, and training
+            counts records with several in `bad_data_counter`.
+        image_key, label_key: feature keys (DMVR / Model Garden records may differ).
+        shuffle_buffer: train: after the order of the files is shuffled, each
+            block of this many records is permuted, then a buffer of as many
+            mixes across blocks (up to twice this many records are held).
+        seed: makes sampling, augmentation and order reproducible.
+        deterministic: keep element order fixed under parallelism (False
+            lets a slow element be overtaken: a little faster, not reproducible).
+        input_context: a `tf.distribute.InputContext`: shards by file when
+            there are at least as many files as input pipelines, else by
+            record, and offsets the seed per pipeline.
+        skip_bad: eval: skip bad records instead of failing (train always drops and counts).
+        return_video_index: eval: add the video index (for per-video averaging).
+        drop_remainder: default True for train, False for eval.
+        bad_data_counter: a `BadDataCounter` to count dropped training
+            elements in (one is made and attached as `dataset.bad_data` otherwise).
+        reverse_labels: train: `reverse_labels[c]` is the class that a clip
+            of class c becomes when played backwards (move left / move right);
+            half the clips are played backwards and relabelled. Classes past
+            the end of the list, or mapped to themselves, keep their label.
+        position: train: a `DataPosition`: the stream repeats forever from
+            its start and records where each batch ends, for an exact resume.
+
+    """
+    if split not in ("train", "eval"):
+        raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
+    check_num_crops(num_crops)
+    if multi_label and not num_classes:
+        raise ValueError("`multi_label=True` needs `num_classes`. Received: num_classes=None")
+    if not frame_intervals or any(i < 1 for i in frame_intervals):
+        raise ValueError(f"`frame_intervals` must be positive. Received: frame_intervals={frame_intervals!r}")
+    given = {k: v for k, v in locals().items() if k not in ("file_pattern", "split", "batch_size", "input_context")}
+    if split == "train":
+        options = {k: v for k, v in given.items() if k in _TRAIN_DEFAULTS}
+        return train_dataset(file_pattern, batch_size, seed, deterministic, input_context, **options)
+    options = {k: v for k, v in given.items() if k in _EVAL_DEFAULTS}
+    return eval_dataset(file_pattern, batch_size, input_context=input_context, **options)
