@@ -169,7 +169,17 @@ def config_path(path_or_name):
 
 def load_config(path=None, overrides=(), check_paths=True):
     """The full config: defaults, then the YAML file (a path or a packaged config's name), then `key=value`
-    overrides; validated."""
+    overrides; validated.
+
+    Examples:
+    >>> config = load_config("ucf101", ["train.epochs=2", "model.crop_size=112"], check_paths=False)
+    >>> config["model"]["name"], config["train"]["epochs"], config["model"]["crop_size"]
+    ('mfnet3d', 2, 112)
+    >>> load_config("ucf101", ["train.epoch=2"], check_paths=False)
+    Traceback (most recent call last):
+    ...
+    mfnet_keras.config.ConfigError: config error: unknown key train.epoch (did you mean train.epochs?)
+    """
     config = copy.deepcopy(SCHEMA)
     if path:
         path = config_path(path)

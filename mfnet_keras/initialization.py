@@ -21,6 +21,12 @@ def inflate_kernel(kernel_2d, time_size, method="inflation", seed=None):
     then groups of (noise, kernel/T, -noise), (noise, -noise) or kernel/T that
     fill the rest, with noise uniform in ±mean|kernel/T|; the slices are then
     shuffled along time independently at every kernel position.
+
+    Examples:
+    >>> import numpy as np
+    >>> inflated = inflate_kernel(np.ones((3, 3, 2, 4), "float32"), 3)
+    >>> inflated.shape, float(inflated.sum(axis=0).max())
+    ((3, 3, 3, 2, 4), 1.0)
     """
     if method not in INFLATION_METHODS:
         raise ValueError(f"method must be one of {INFLATION_METHODS}. Received: method={method!r}")
@@ -145,6 +151,12 @@ def zero_init_residual(model):
     identity, so a deep network from scratch begins as a shallow one and
     learns faster (Goyal et al. 2017, "zero-γ"; in a pre-activation unit the
     last conv plays the role of the last BatchNorm's γ).
+
+    Examples:
+    >>> from mfnet_keras.models import MFNetBackbone
+    >>> zeroed = zero_init_residual(MFNetBackbone(input_shape=(4, 32, 32, 3)))
+    >>> len(zeroed), zeroed[0]
+    (28, 'conv2_B01/conv_i2/conv/kernel')
     """
     zeroed = []
     for layer in walk_layers(model):

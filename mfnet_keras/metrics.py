@@ -13,7 +13,7 @@ class TopKAccuracy(keras.metrics.SparseTopKCategoricalAccuracy):
 
     Examples:
     >>> metric = TopKAccuracy(k=2, name="top2")
-    >>> metric.update_state([1, 0], keras.ops.cast([[0.1, 0.9, 0.0], [0.2, 0.1, 0.7]], "bfloat16"))
+    >>> metric.update_state([1, 0], keras.ops.cast([[0.1, 0.9, 0.0], [0.1, 0.2, 0.7]], "bfloat16"))
     >>> float(metric.result())
     0.5
     """

@@ -419,3 +419,13 @@ def test_unreadable_records_are_dropped_counted_and_named(tmp_path, capfd):
     assert failed == [f"{tmp_path}/odd.tfrecord record 0", f"{tmp_path}/odd.tfrecord record 1"]
     assert ds.bad_data.result()["unreadable"] == 6  # four files stopped early, two records raised
     assert 12 + 1 < len(labels) < 12 * 4 + 1  # the good file, the ok record, and what each copy had before its damage
+
+
+def test_eval_clip_starts_are_the_same_in_the_pipeline_and_in_inference():
+    """`sample_eval_indices` (TensorFlow, the evaluation pipeline) and `defaults.eval_clip_starts`
+    (NumPy, `predict` and `streaming`) pick the same clips."""
+    from mfnet_keras.defaults import clip_span, eval_clip_starts
+
+    for frames, length, interval, clips in [(100, 8, 2, 5), (31, 16, 2, 1), (10, 16, 2, 3), (250, 16, 2, 10)]:
+        indices = sample_eval_indices(tf.constant(frames, tf.int64), length, interval, clips).numpy()
+        assert indices[:, 0].tolist() == eval_clip_starts(frames, clip_span(length, interval), clips)

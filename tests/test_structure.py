@@ -147,3 +147,12 @@ def test_docstring_examples_run():
 @pytest.mark.parametrize("module", ["mfnet_keras", "mfnet_keras.models", "mfnet_keras.data", "tfrecords_tools"])
 def test_packages_import_alone(module):
     assert importlib.import_module(module) is not None
+
+
+def test_the_architecture_page_lists_the_import_graph():
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "docs", "architecture_diagram.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -21,6 +21,11 @@ class FrameMaxPooling(keras.layers.Layer):
         pool_size: k.
         strides: spatial stride.
         padding: "valid" or "same", as `MaxPooling2D`'s.
+
+    Examples:
+    >>> import numpy as np
+    >>> FrameMaxPooling(3, strides=2)(np.zeros((1, 4, 15, 15, 8), "float32")).shape
+    TensorShape([1, 4, 7, 7, 8])
     """
 
     def __init__(self, pool_size=3, strides=2, padding="valid", **kwargs):

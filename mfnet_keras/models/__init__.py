@@ -38,7 +38,11 @@ def load_model(path):
     `VideoClassifier.from_preset` handle; a file Keras refuses is one `PresetError` line.
 
     Examples:
-    >>> model = load_model("runs/demo/mfnet3d/model.keras")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    >>> VideoClassifier.from_preset("mfnet2d", num_classes=3, crop_size=32).save(path)
+    >>> load_model(path).num_classes
+    3
     """
     if not str(path).endswith(".keras"):
         return VideoClassifier.from_preset(path)

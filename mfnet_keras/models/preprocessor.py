@@ -28,6 +28,14 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         mean, std: per-channel normalisation of pixels scaled to [0, 1].
         frame_interval: frames between a clip's samples when clips are drawn
             from a video (used by `predict` and `evaluate`, not by `call`).
+
+    Examples:
+    >>> import numpy as np
+    >>> pre = VideoClassifierPreprocessor(clip_length=2, crop_size=32)
+    >>> pre.short_side
+    37
+    >>> pre(np.full((1, 2, 40, 60, 3), 255, "uint8")).shape  # resized to 37×56, centre-cropped, normalised
+    TensorShape([1, 2, 32, 32, 3])
     """
 
     def __init__(

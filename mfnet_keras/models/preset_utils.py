@@ -462,7 +462,8 @@ def load_backbone(cls, base, preset, load_weights=True, **kwargs):
     if kind == "pth" or (kind == "registered" and load_weights and get_preset(where).get("checkpoint")):
         # `where` is the local file or the name: a URL is not downloaded and hashed a second time.
         task_cls = _registered_class("VideoClassifier")
-        backbone = load_task(task_cls, where, load_weights=load_weights, sha256=sha256, **kwargs).backbone
+        task = load_task(task_cls, where, load_weights=load_weights, sha256=sha256, **pre_over, **backbone_over)
+        backbone = task.backbone
     else:
         if kind == "folder":
             parts = folder_parts(where, _backbone_classes(base))

@@ -45,6 +45,13 @@ class MFNetBackbone(Backbone):
         stem_filters, stage_filters, stage_depths: the architecture table.
         synchronized_bn: synchronise BatchNorm across replicas.
         dtype: dtype policy of every layer (e.g. "mixed_float16").
+
+    Examples:
+    >>> backbone = MFNetBackbone()  # the paper's MF-Net 3D, 16×224×224 clips
+    >>> backbone.output_shape, backbone.count_params()  # BatchNorm statistics included
+    ((None, 8, 7, 7, 768), 7725520)
+    >>> MFNetBackbone(input_shape=(224, 224, 3)).output_shape  # MF-Net 2D
+    (None, 7, 7, 768)
     """
 
     def __init__(

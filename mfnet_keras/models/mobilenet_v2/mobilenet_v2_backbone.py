@@ -49,6 +49,10 @@ class MobileNetV2Backbone(Backbone):
         num_fibers, last_num_fibers: fibers of the projections and of the
             final 1×1 conv (multi-fiber only).
         Others: as for `MFNetBackbone`.
+
+    Examples:
+    >>> MobileNetV2Backbone(input_shape=(64, 64, 3), alpha=1.4).output_shape
+    (None, 2, 2, 1792)
     """
 
     def __init__(

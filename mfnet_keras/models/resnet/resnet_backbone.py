@@ -30,6 +30,10 @@ class ResNetBackbone(Backbone):
         cardinality: groups of the bottleneck's 3×3 conv.
         num_fibers, multiplexer: multi-fiber blocks only.
         Others: as for `MFNetBackbone`.
+
+    Examples:
+    >>> ResNetBackbone(input_shape=(64, 64, 3), block="basic").output_shape
+    (None, 2, 2, 512)
     """
 
     def __init__(
