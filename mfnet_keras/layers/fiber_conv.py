@@ -97,7 +97,8 @@ class FiberConv(keras.layers.Layer):
     concatenation. On PyTorch it is PyTorch's own grouped convolution on the
     channels-last memory it already has (`torch_ops.conv`); on JAX one
     grouped `ops.conv`, except on the CPU, where in inference a clip
-    convolution runs as one 2D convolution of all frames per temporal tap
+    convolution with no temporal padding left to XLA (explicitly padded, or
+    one frame deep) runs as one 2D convolution of all frames per temporal tap
     (`conv_over_frames`; XLA's CPU 2D convolutions are faster than its 3D
     ones), with the block-diagonal dense kernel up to
     `JAX_CPU_FRAMES_DENSE_MAX_CHANNELS` input channels, and in training every
@@ -244,8 +245,11 @@ class FiberConv(keras.layers.Layer):
                 '`implementation="frames"` needs the TensorFlow backend and a kernel one frame deep. '
                 f"Received: backend={keras.backend.backend()}, kernel_size={kernel}"
             )
-        self._over_frames = self.implementation == "auto" and rank == 3 and _on_jax_cpu()
-        auto_on_jax_cpu = self.implementation == "auto" and self.num_fibers > 1 and _on_jax_cpu()
+        auto_on_jax_cpu = self.implementation == "auto" and _on_jax_cpu()
+        # Inference over frames needs no temporal padding from "same": "valid", or a kernel one frame deep.
+        self._over_frames = auto_on_jax_cpu and rank == 3 and (self._conv_padding == "valid" or kernel[0] == 1)
+        self._frames_dense = self.num_fibers > 1 and self._channels <= JAX_CPU_FRAMES_DENSE_MAX_CHANNELS
+        auto_on_jax_cpu = auto_on_jax_cpu and self.num_fibers > 1
         self._split_in_training = auto_on_jax_cpu
         self._dense = self.num_fibers > 1 and (
             self.implementation == "dense" or (auto_on_jax_cpu and self._channels <= JAX_CPU_DENSE_MAX_CHANNELS)
@@ -301,9 +305,8 @@ class FiberConv(keras.layers.Layer):
             return [conv(xs[0], kernel, self._strides, self._conv_padding)]
         if self.implementation == "graph":
             return [tf_ops.grouped_conv(xs[0], kernel, self._strides, self._conv_padding)]
-        if not split and self._over_frames and not training and (self._conv_padding == "valid" or self._kernel[0] == 1):
-            dense = self.num_fibers > 1 and self._channels <= JAX_CPU_FRAMES_DENSE_MAX_CHANNELS
-            kernel = block_diagonal(kernel, self.num_fibers) if dense else kernel
+        if not split and self._over_frames and not training:
+            kernel = block_diagonal(kernel, self.num_fibers) if self._frames_dense else kernel
             return [conv_over_frames(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:
             kernel = block_diagonal(kernel, self.num_fibers) if self._dense else kernel

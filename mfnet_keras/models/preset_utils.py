@@ -465,11 +465,9 @@ def load_backbone(cls, base, preset, load_weights=True, **kwargs):
         task = load_task(task_cls, where, load_weights=load_weights, sha256=sha256, **pre_over, **backbone_over)
         backbone = task.backbone
     else:
-        if kind == "folder":
-            parts = folder_parts(where, _backbone_classes(base))
-        else:
-            parts = _parts_of_entry(get_preset(where))
-        backbone_cls = _backbone_classes(base)[parts[0]]
+        classes = _backbone_classes(base)
+        parts = folder_parts(where, classes) if kind == "folder" else _parts_of_entry(get_preset(where))
+        backbone_cls = classes[parts[0]]
         _check_overrides(backbone_cls, backbone_over)
         with blaming(parts[4]):
             backbone = _build_backbone(backbone_cls, parts[1], {**parts[2], **pre_over}, backbone_over)

@@ -152,7 +152,7 @@ class VideoClassifier(keras.Model):
     @property
     def outputs_probabilities(self):
         """Whether the classifier ends in a softmax (then the default loss is not on logits)."""
-        return self.activation is not None and keras.activations.get(self.activation) is keras.activations.softmax
+        return self.activation == "softmax"  # the activation is kept serialised: a callable softmax is "softmax"
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Keras `compile` with defaults for fine-tuning: AdamW 1e-4, sparse cross-entropy on the
