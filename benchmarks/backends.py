@@ -1,12 +1,13 @@
 """MFNet-3D on every Keras backend against the PyTorch reference: inference and a training step, on this machine.
 
-    python benchmarks/backends.py [--shape 16x224x224] [--batch 1] [--repeats 3] [--dtypes float32 bfloat16]
+    python benchmarks/backends.py [--shape 16x224x224] [--batch 1] [--repeats 3] [--rounds 1] [--dtypes float32 bfloat16]
                                   [--sides keras-tensorflow keras-jax keras-torch torch-channels_last_3d ...]
 
 Each side runs in its own process (a Keras backend is chosen when Keras is
 imported): `keras-tensorflow`, `keras-jax` and `keras-torch` run this project's
-`VideoClassifier` (inference: `predict_on_batch`; training: `train_on_batch`
-with SGD, momentum 0.9, 400 classes); `torch-default` and
+`VideoClassifier` (inference: `predict_on_batch`; training: `fit` with SGD,
+momentum 0.9, 400 classes, the median step of an epoch of `FIT_STEPS`
+batches); `torch-default` and
 `torch-channels_last_3d` run the reference of tests/torch_mfnet.py (inference
 under `torch.inference_mode()`, a training step with `torch.optim.SGD`).
 bfloat16: Keras with `dtype="mixed_bfloat16"`, PyTorch under
@@ -14,7 +15,9 @@ bfloat16: Keras with `dtype="mixed_bfloat16"`, PyTorch under
 TensorFlow, so the script runs on a machine that has none (a GPU box: the
 Keras sides then use its GPU, the reference runs on CUDA when available).
 Prints the median seconds per call of each side and its speed relative to
-the first PyTorch side of the list.
+the first PyTorch side of the list; with `--rounds R` every side is measured R
+times, the sides taking turns, and the median round is printed (this
+machine's speed drifts by 10–20 % over minutes).
 """
 
 import argparse
@@ -27,6 +30,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDES = ("keras-tensorflow", "keras-jax", "keras-torch", "torch-default", "torch-channels_last_3d")
 TASKS = ("infer", "train")
+# A Keras training call is one epoch of `fit` over this many batches, timed batch by batch: how models train
+# (`train_on_batch` rebuilds some of its state on every call, about 30 ms a step on the PyTorch backend), without
+# the epoch's set-up (on TensorFlow now and then seconds: an iterator over the arrays).
+FIT_STEPS = 4
 
 
 def _keras_runner(task, dtype, batch, shape):
@@ -41,11 +48,30 @@ def _keras_runner(task, dtype, batch, shape):
     )
     x = np.random.default_rng(0).uniform(0, 255, (batch, *shape, 3)).astype("float32")
     if task == "infer":
-        return lambda: keras.ops.convert_to_numpy(model.predict_on_batch(x))
-    labels = np.random.default_rng(1).integers(0, 400, batch)
+
+        def infer():
+            keras.ops.convert_to_numpy(model.predict_on_batch(x))
+
+        return infer
+    labels = np.random.default_rng(1).integers(0, 400, batch * FIT_STEPS)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss)
-    return lambda: model.train_on_batch(x, labels)
+    clips = np.concatenate([x] * FIT_STEPS)
+    times = []
+
+    class StepTimes(keras.callbacks.Callback):
+        def on_train_batch_begin(self, step, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, step, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    def fit():
+        times.clear()
+        model.fit(clips, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[StepTimes()])
+        return sorted(times)[len(times) // 2]
+
+    return fit
 
 
 def _torch_runner(layout, task, dtype, batch, shape):
@@ -97,8 +123,8 @@ def child(side, task, dtype, batch, shape, repeats):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+        seconds = run()  # a `fit` times its own steps
+        times.append(time.perf_counter() - start if seconds is None else seconds)
     print(json.dumps({"seconds": sorted(times)[len(times) // 2], "tensorflow": "tensorflow" in sys.modules}))
 
 
@@ -116,11 +142,20 @@ def measure(side, task, dtype, batch, shape, repeats):
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
+def _median(values):
+    """The median of the values that are not None (failed runs), or None."""
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="16x224x224", help="clip frames x height x width (square)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every side this many times, interleaved; report the median"
+    )
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
@@ -132,11 +167,18 @@ def main(argv=None):
         return 0
     shape = tuple(int(n) for n in args.shape.split("x"))
     reference = next((s for s in args.sides if s.startswith("torch-")), None)
-    print(f"MFNet-3D, batch {args.batch}, {args.shape}; median of {args.repeats} calls; {os.cpu_count()} cores")
+    print(
+        f"MFNet-3D, batch {args.batch}, {args.shape}; median of {args.repeats} calls"
+        f"{f', median of {args.rounds} interleaved rounds' if args.rounds > 1 else ''}; {os.cpu_count()} cores"
+    )
     print(f"{'task':<6}{'dtype':<10}{'side':<24}{'s/call':>8}{'vs ' + (reference or '-'):>28}")
     for task in args.tasks:
         for dtype in args.dtypes:
-            seconds = {side: measure(side, task, dtype, args.batch, shape, args.repeats) for side in args.sides}
+            rounds = [
+                {side: measure(side, task, dtype, args.batch, shape, args.repeats) for side in args.sides}
+                for _ in range(args.rounds)
+            ]
+            seconds = {side: _median([r[side] for r in rounds]) for side in args.sides}
             base = seconds.get(reference)
             for side, value in seconds.items():
                 ratio = f"{base / value:.2f}x" if base and value else ""

@@ -240,3 +240,61 @@ def test_fiber_conv_equals_keras_grouped_conv_with_gradients_on_jax_and_torch(ba
     implementations = ["auto", "split", "grouped", "dense"]
     worst = run_on_backend(backend, GRADIENTS.format(implementations=implementations))
     assert set(worst) == set(implementations) and max(worst.values()) <= 1e-5, worst
+
+
+FUSED_BATCH_NORM = """
+import json
+import numpy as np
+import keras
+import torch
+from mfnet_keras.layers import BatchNormalization, BNActConv, FrameMaxPooling
+
+rng = np.random.default_rng(3)
+x = (rng.standard_normal((2, 3, 6, 5, 8)) * 3 + 1).astype("float32")
+cotangent = torch.tensor(rng.standard_normal(x.shape).astype("float32"))
+
+
+def train_call(layer, x, relu):
+    inputs = torch.tensor(x, requires_grad=True)
+    if relu:
+        y = layer.activate(inputs, training=True) if isinstance(layer, BNActConv) else keras.ops.relu(layer(inputs, training=True))
+    else:
+        y = layer(inputs, training=True)
+    (y.float() * cotangent).sum().backward()
+    bn = layer.bn if isinstance(layer, BNActConv) else layer
+    weights = [bn.gamma.value.grad, bn.beta.value.grad, bn.moving_mean.value, bn.moving_variance.value]
+    return [y.detach().float().numpy(), inputs.grad.numpy()] + [w.detach().numpy() for w in weights]
+
+
+worst = {{}}
+for dtype in ("float32", "mixed_bfloat16"):
+    gamma, beta = rng.uniform(0.5, 1.5, 8).astype("float32"), rng.normal(0, 0.3, 8).astype("float32")
+    for relu, fused in ((False, BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype)), (True, BNActConv(8, 1, dtype=dtype))):
+        keras_bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype)
+        fused.build(x.shape)
+        keras_bn.build(x.shape)
+        bn = fused.bn if relu else fused
+        assert bn.fuses(torch.tensor(x), training=True)
+        for layer in (bn, keras_bn):
+            layer.gamma.assign(gamma)
+            layer.beta.assign(beta)
+        got, want = train_call(fused, x, relu), train_call(keras_bn, x, relu)
+        key = dtype + (" relu" if relu else "")
+        worst[key] = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(got, want))
+
+inputs = torch.tensor(x, requires_grad=True)
+pooled = FrameMaxPooling(3, strides=2)(inputs)
+pooled.sum().backward()
+reference = torch.tensor(x, requires_grad=True)
+want = keras.layers.MaxPooling3D((1, 3, 3), strides=(1, 2, 2))(reference)
+want.sum().backward()
+worst["pool"] = max(float(np.abs(a - b).max()) for a, b in ((pooled.detach(), want.detach()), (inputs.grad, reference.grad)))
+print(json.dumps(worst))
+"""
+
+
+def test_batch_norm_trains_on_pytorchs_fused_kernel_with_keras_numbers():
+    worst = run_on_backend("torch", FUSED_BATCH_NORM.format())
+    # bfloat16 outputs differ from Keras's by at most a rounding of the last bit (2^-8 relative).
+    assert worst["float32"] <= 1e-5 and worst["float32 relu"] <= 1e-5 and worst["pool"] == 0.0, worst
+    assert worst["mixed_bfloat16"] <= 2**-7 and worst["mixed_bfloat16 relu"] <= 2**-7, worst

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from mfnet_keras.layers.fiber_conv import FiberConv, check_ints, join_fibers
+from mfnet_keras.layers.normalization import BatchNormalization
 from mfnet_keras.layers.pooling import FrameMaxPooling
 
 BN_EPSILON = 1e-5
@@ -14,7 +15,7 @@ BN_MOMENTUM = 0.9
 
 def batch_norm(name, synchronized=False, dtype=None):
     """BatchNorm with the paper's (PyTorch default) epsilon and momentum."""
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, synchronized=synchronized, name=name, dtype=dtype
     )
 
@@ -45,7 +46,7 @@ def _multiplexed(conv_i1, conv_i2, inputs, training):
     """`inputs` plus the multiplexer's two pre-activation 1×1 convs, with the BatchNorm folded in inference."""
     if not training:
         return inputs + conv_i2.conv(join_fibers(_folded_pair(conv_i1, conv_i2, inputs)))
-    return inputs + conv_i2(conv_i1(inputs, training=training), training=training)
+    return inputs + conv_i2.call(conv_i1.call(inputs, training=training), training=training)
 
 
 def _check_bool(value, name):
@@ -119,7 +120,13 @@ class BNActConv(keras.layers.Layer):
         self.conv.build(input_shape)
 
     def call(self, inputs, training=None):
-        return self.conv(ops.relu(self.bn(inputs, training=training)))
+        return join_fibers(self.conv.fibers(self.activate(inputs, training), training=training))
+
+    def activate(self, inputs, training=None):
+        """`relu(bn(inputs))`: one fused kernel with the ReLU in place when `bn.fuses` (PyTorch, training)."""
+        if self.bn.fuses(inputs, training):
+            return self.bn.train_fused(inputs, relu=True)
+        return ops.relu(self.bn(inputs, training=training))
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
@@ -315,8 +322,8 @@ class MultiFiberUnit(keras.layers.Layer):
         if not training:  # BatchNorm has fixed statistics: fold what is foldable (see `_folded_pair`)
             h = join_fibers(self.conv_m2.conv.fibers(_folded_pair(self.conv_m1, self.conv_m2, x)))
         else:
-            h = self.conv_m2(self.conv_m1(x, training=training), training=training)
-        shortcut = self.conv_w1(inputs, training=training) if self.first_unit else inputs
+            h = self.conv_m2.call(self.conv_m1.call(x, training=training), training=training)
+        shortcut = self.conv_w1.call(inputs, training=training) if self.first_unit else inputs
         return h + shortcut
 
     def compute_output_shape(self, input_shape):

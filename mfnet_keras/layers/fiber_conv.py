@@ -59,10 +59,15 @@ def _on_jax_cpu():
 def conv_over_frames(x, kernel, strides, padding):
     """A 3D convolution as one 2D convolution of all frames per temporal tap, summed: on JAX's CPU backend
     XLA runs 2D convolutions several times faster than 3D ones. `padding` "valid", or "same" for a
-    kernel one frame deep; the kernel's input channels may be a fraction of `x`'s (a grouped convolution)."""
+    kernel one frame deep or an odd one at temporal stride 1 (whose frames are then zero-padded
+    symmetrically, as "same" does); the kernel's input channels may be a fraction of `x`'s (a grouped
+    convolution)."""
     taps, st = kernel.shape[0], strides[0]
+    if padding == "same" and taps > 1:
+        half = (taps - 1) // 2
+        x = ops.pad(x, ((0, 0), (half, half), (0, 0), (0, 0), (0, 0)))
     frames = x.shape[1]
-    count = (frames - 1) // st + 1 if padding == "same" else (frames - taps) // st + 1
+    count = (frames - 1) // st + 1 if padding == "same" and taps == 1 else (frames - taps) // st + 1
     out = None
     for tap in range(taps):
         part = x[:, tap : tap + st * (count - 1) + 1 : st]
@@ -97,8 +102,7 @@ class FiberConv(keras.layers.Layer):
     concatenation. On PyTorch it is PyTorch's own grouped convolution on the
     channels-last memory it already has (`torch_ops.conv`); on JAX one
     grouped `ops.conv`, except on the CPU, where in inference a clip
-    convolution with no temporal padding left to XLA (explicitly padded, or
-    one frame deep) runs as one 2D convolution of all frames per temporal tap
+    convolution runs as one 2D convolution of all frames per temporal tap
     (`conv_over_frames`; XLA's CPU 2D convolutions are faster than its 3D
     ones), with the block-diagonal dense kernel up to
     `JAX_CPU_FRAMES_DENSE_MAX_CHANNELS` input channels, and in training every
@@ -246,8 +250,9 @@ class FiberConv(keras.layers.Layer):
                 f"Received: backend={keras.backend.backend()}, kernel_size={kernel}"
             )
         auto_on_jax_cpu = self.implementation == "auto" and _on_jax_cpu()
-        # Inference over frames needs no temporal padding from "same": "valid", or a kernel one frame deep.
-        self._over_frames = auto_on_jax_cpu and rank == 3 and (self._conv_padding == "valid" or kernel[0] == 1)
+        # Over frames, "same" pads time itself: symmetrically, so only for one-frame or odd kernels at stride 1.
+        symmetric_time = kernel[0] == 1 or (kernel[0] % 2 == 1 and self._strides[0] == 1)
+        self._over_frames = auto_on_jax_cpu and rank == 3 and (self._conv_padding == "valid" or symmetric_time)
         self._frames_dense = self.num_fibers > 1 and self._channels <= JAX_CPU_FRAMES_DENSE_MAX_CHANNELS
         auto_on_jax_cpu = auto_on_jax_cpu and self.num_fibers > 1
         self._split_in_training = auto_on_jax_cpu

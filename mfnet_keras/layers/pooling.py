@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mfnet_keras.layers import torch_ops
+
 
 def _dims(x):
     """`x`'s shape, each dimension unknown when the graph is built read at run time."""
@@ -38,6 +40,8 @@ class FrameMaxPooling(keras.layers.Layer):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
     def call(self, clips):
+        if keras.backend.backend() == "torch" and self.padding == "valid":
+            return torch_ops.max_pool(clips, self.pool_size, self.strides)
         images = ops.reshape(clips, (-1, *_dims(clips)[2:]))
         pooled = ops.max_pool(images, self.pool_size, self.strides, self.padding)
         return ops.reshape(pooled, (-1, _dims(clips)[1], *_dims(pooled)[1:]))

@@ -1,4 +1,4 @@
-"""PyTorch-only piece of the model code: FiberConv's convolution on the PyTorch backend.
+"""PyTorch-only pieces of the model code: FiberConv's convolution and BatchNorm's training step.
 
 This is the one place where model code calls PyTorch directly. Keras's
 `ops.conv` on PyTorch copies a channels-last input into channels-first memory
@@ -7,8 +7,18 @@ once more. A channels-last tensor `[N, *spatial, C]` seen through
 `permute` is already what PyTorch calls `channels_last(_3d)` memory, the
 layout its oneDNN and cuDNN convolutions run fastest in, so here the input,
 the output and their gradients cross over without a copy; only the small
-kernel is rearranged.
+kernel is rearranged. The same view lets BatchNorm train on PyTorch's
+fused kernel instead of Keras's ten or so separate element-wise ops.
 """
+
+
+def _to_first(x):
+    """The channels-first view of channels-last `x` (no copy)."""
+    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+
+
+def _to_last(x):
+    return x.permute(0, *range(2, x.ndim), 1)
 
 
 def conv(x, kernel, strides, padding, groups):
@@ -19,11 +29,44 @@ def conv(x, kernel, strides, padding, groups):
     import torch
 
     rank = x.ndim - 2
-    to_first = (0, rank + 1, *range(1, rank + 1))
-    to_last = (0, *range(2, rank + 2), 1)
     memory = torch.channels_last_3d if rank == 3 else torch.channels_last
     weights = kernel.permute(rank + 1, rank, *range(rank)).contiguous(memory_format=memory)
     conv_nd = torch.nn.functional.conv3d if rank == 3 else torch.nn.functional.conv2d
     pads = 0 if padding == "valid" else tuple(padding)
-    y = conv_nd(x.permute(to_first), weights, stride=tuple(strides), padding=pads, groups=groups)
-    return y.permute(to_last)
+    y = conv_nd(_to_first(x), weights, stride=tuple(strides), padding=pads, groups=groups)
+    return _to_last(y)
+
+
+def batch_norm(x, gamma, beta, epsilon, relu=False):
+    """Training-mode BatchNorm of channels-last `x` over every axis but the last, as one fused kernel.
+
+    Returns the normalised `x` (in `x`'s dtype; the statistics are accumulated
+    in float32 for bfloat16 and float16 input), with a ReLU applied in place
+    when `relu`, and the batch's mean and biased variance, detached, for the
+    moving statistics.
+    """
+    import torch
+
+    y, mean, inverse_std = torch.native_batch_norm(_to_first(x), gamma, beta, None, None, True, 0.0, epsilon)
+    if relu:  # in place: BatchNorm's gradient needs its input, not its output
+        y = torch.relu_(y)
+    variance = inverse_std.detach().float().pow(-2) - epsilon
+    return _to_last(y), mean.detach().float(), variance
+
+
+def moving_average(moving, batch, momentum):
+    """`momentum · moving + (1 − momentum) · batch` as one op (Keras's BatchNorm update)."""
+    import torch
+
+    return torch.lerp(moving, batch, 1.0 - momentum)
+
+
+def max_pool(x, pool_size, strides):
+    """Unpadded max-pool of channels-last images or clips, clips pooled `1 × k × k`, on the channels-last memory."""
+    import torch
+
+    if x.ndim == 5:
+        y = torch.nn.functional.max_pool3d(_to_first(x), (1, pool_size, pool_size), (1, strides, strides))
+    else:
+        y = torch.nn.functional.max_pool2d(_to_first(x), pool_size, strides)
+    return _to_last(y)
