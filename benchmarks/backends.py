@@ -36,6 +36,12 @@ TASKS = ("infer", "train")
 FIT_STEPS = 4
 
 
+def _median(values):
+    """The median (the upper one of an even count) of the values that are not None (failed runs), or None."""
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
 def _keras_runner(task, dtype, batch, shape):
     import keras
     import numpy as np
@@ -69,7 +75,7 @@ def _keras_runner(task, dtype, batch, shape):
     def fit():
         times.clear()
         model.fit(clips, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[StepTimes()])
-        return sorted(times)[len(times) // 2]
+        return _median(times)
 
     return fit
 
@@ -125,7 +131,7 @@ def child(side, task, dtype, batch, shape, repeats):
         start = time.perf_counter()
         seconds = run()  # a `fit` times its own steps
         times.append(time.perf_counter() - start if seconds is None else seconds)
-    print(json.dumps({"seconds": sorted(times)[len(times) // 2], "tensorflow": "tensorflow" in sys.modules}))
+    print(json.dumps({"seconds": _median(times), "tensorflow": "tensorflow" in sys.modules}))
 
 
 def measure(side, task, dtype, batch, shape, repeats):
@@ -140,12 +146,6 @@ def measure(side, task, dtype, batch, shape, repeats):
         print(f"  {side} {task} {dtype}: failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
-
-
-def _median(values):
-    """The median of the values that are not None (failed runs), or None."""
-    values = sorted(v for v in values if v is not None)
-    return values[len(values) // 2] if values else None
 
 
 def main(argv=None):

@@ -17,7 +17,9 @@ class FrameMaxPooling(keras.layers.Layer):
 
     The same values as `MaxPooling3D((1, k, k))`, but as a 2D pool it is a built-in
     op of every runtime: LiteRT has no 3D max-pool (it would need the Flex
-    delegate), and TensorFlow has no float16 3D max-pool on CPU.
+    delegate), and TensorFlow has no float16 3D max-pool on CPU. On PyTorch an
+    unpadded pool is PyTorch's own 3D pool of the channels-last memory (Keras's
+    pool would first copy the input to channels-first memory).
 
     Args:
         pool_size: k.
