@@ -45,6 +45,7 @@ SCHEMA = {
         "std": list(VIDEO_STD),
         "shuffle_buffer": 256,
         "multi_label": False,  # records with several labels train on all (multi-hot, sigmoid); else on the first
+        "service": "",  # grpc://HOST:PORT of a tf.data service dispatcher whose workers decode the training clips
     },
     "train": {
         "epochs": 10,
@@ -290,6 +291,13 @@ def _validate(config, check_paths):
         raise ConfigError(f"config error: eval.num_crops must be 1 or 3, got {config['eval']['num_crops']}")
     if not data["train"]:
         raise ConfigError("config error: data.train is required (a glob of training TFRecords)")
+    if data["service"]:
+        from mfnet_keras.data.service import check_address
+
+        try:
+            check_address(data["service"])
+        except ValueError as error:
+            raise ConfigError(f"config error: data.service: {error}") from None
     if check_paths:
         import tensorflow as tf
 

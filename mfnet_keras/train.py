@@ -80,9 +80,10 @@ def make_datasets(config, strategy, position, counter, reverse=None):
     """
     import tensorflow as tf
 
-    from mfnet_keras.data import make_dataset
+    from mfnet_keras.data import eval_dataset, train_dataset
 
     data, model_cfg, train = config["data"], config["model"], config["train"]
+    service = data["service"] or None
     common = dict(
         clip_length=model_cfg["clip_length"],
         crop_size=model_cfg["crop_size"],
@@ -93,9 +94,8 @@ def make_datasets(config, strategy, position, counter, reverse=None):
 
     def train_fn(context):
         position.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
-        return make_dataset(
+        return train_dataset(
             data["train"],
-            "train",
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
             speed_jitter=data["speed_jitter"],
             flip=data["flip"],
@@ -107,14 +107,14 @@ def make_datasets(config, strategy, position, counter, reverse=None):
             input_context=context,
             bad_data_counter=counter,
             reverse_labels=reverse,
-            position=position,
+            position=None if service else position,  # workers elsewhere cannot record where the stream is
+            data_service=service,
             **common,
         )
 
     def eval_fn(context):
-        return make_dataset(
+        return eval_dataset(
             data["eval"],
-            "eval",
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
             input_context=context,
             return_video_index=False,
@@ -344,11 +344,17 @@ def main(argv=None):
         help="mixed_float16 on GPUs, mixed_bfloat16 on TPUs and on CPUs that have bfloat16 instructions",
     )
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    parser.add_argument(
+        "--data-service",
+        metavar="grpc://HOST:PORT",
+        help="decode training clips on tf.data service workers (mfnet-data-service); sets data.service",
+    )
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     import_tensorflow(args.verbose)
     try:
-        config = load_config(args.config, args.set)
+        overrides = [*args.set, *([f"data.service={args.data_service}"] if args.data_service else [])]
+        config = load_config(args.config, overrides)
         output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
         train(config, output, args.mixed_precision, args.jit_compile)
     except ConfigError as error:

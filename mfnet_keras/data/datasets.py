@@ -32,6 +32,7 @@ Examples:
 import tensorflow as tf
 
 from mfnet_keras.data import augment, records, sampling
+from mfnet_keras.data.service import distribute
 from mfnet_keras.defaults import HLS_JITTER, check_num_crops, default_short_side
 from tfrecords_tools import schema
 
@@ -66,8 +67,9 @@ class _Source:
         )
         return ds.shard(self.pipelines, self.pipeline_id) if self.pipelines > 1 and not self.by_file else ds
 
-    def passes(self, shuffle_buffer, position):
-        """`(pass, index in the pass, record)`: one shuffled pass per iteration, or endless from `position`."""
+    def passes(self, shuffle_buffer, position, split_passes=False):
+        """`(pass, index in the pass, record)`: one shuffled pass per iteration, or endless from `position`,
+        or endless passes that tf.data service splits among its workers (`split_passes`)."""
         seed = self.seed
 
         @plain
@@ -81,6 +83,8 @@ class _Source:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
             return ds.enumerate().map(plain(lambda index, record: (pass_number, index, record)))
 
+        if split_passes:  # a tf.data service dispatcher hands the passes out to its workers, one at a time
+            return tf.data.Dataset.range(2**62).flat_map(one_pass)
         if position is None:
             passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
             return passes.map(plain(lambda r: r % 2**31)).flat_map(one_pass)
@@ -98,7 +102,7 @@ def _count_bad(counter, has_frames, whole, label_ok, several, multi_label):
         ("bad_label", whole & ~label_ok),
         (records.MULTI_LABEL_RECORDS, ok & several & (not multi_label)),
     ):
-        counter.counts[reason].assign_add(tf.cast(bad, tf.int64))
+        counter.add(reason, bad)
     return ok
 
 
@@ -128,7 +132,7 @@ def _train_element_fn(seed, counter, options):
         )
         name = tf.strings.join([path, " record ", tf.strings.as_string(record_index)])
         # Marked under way until the element is done: one that raises stays marked, and is dropped below.
-        started = counter.in_progress.insert(name[None], tf.constant([1], tf.int64))
+        started = counter.start(name)
         with tf.control_dependencies([started]):
             serialized = tf.identity(serialized)
         backwards = bool(reverse_labels) and sampling.uniform(rand, 9, 0.0, 1.0) < 0.5
@@ -149,7 +153,7 @@ def _train_element_fn(seed, counter, options):
         size, length = options["crop_size"], options["clip_length"]
         clip = tf.cond(ok, lambda: _train_clip(picked, rand, options), lambda: tf.zeros((length, size, size, 3)))
         with tf.control_dependencies([clip, label]):
-            finished = counter.in_progress.remove(name[None])
+            finished = counter.finish(name)
         with tf.control_dependencies([finished]):
             return tf.cast(clip, options["dtype"]), tf.identity(label), tf.identity(ok), pass_number, index
 
@@ -170,11 +174,13 @@ def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, inp
     crop_size = options["crop_size"]
     if options["scale_range"] is None:
         options["scale_range"] = (crop_size, round(crop_size * 288 / 224))
-    counter = options.pop("bad_data_counter") or records.BadDataCounter()
+    position, drop_remainder, service = options["position"], options["drop_remainder"], options["data_service"]
+    if service and position is not None:
+        raise ValueError("`position` cannot be kept when tf.data service workers run the pipeline (`data_service`)")
+    counter = records.UncountedBadData() if service else options["bad_data_counter"] or records.BadDataCounter()
     source = _Source(file_pattern, seed, input_context, counter, deterministic)
-    position, drop_remainder = options["position"], options["drop_remainder"]
     element = _train_element_fn(source.seed, counter, options)
-    ds = source.passes(options["shuffle_buffer"], position)
+    ds = source.passes(options["shuffle_buffer"], position, split_passes=bool(service))
     ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.ignore_errors().filter(plain(lambda clip, label, ok, pass_number, index: ok))
     ds = ds.map(plain(lambda clip, label, ok, pass_number, index: (clip, label, pass_number, index)))
@@ -190,7 +196,7 @@ def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, inp
                 return tf.identity(clips), tf.identity(labels)
 
         ds = ds.enumerate(start=position.start[2]).map(keep_position)
-    return _finish(ds, deterministic, counter)
+    return _finish(ds, deterministic, counter, service)
 
 
 def _eval_views_fn(options):
@@ -246,11 +252,14 @@ def eval_dataset(file_pattern, batch_size=8, input_context=None, **options):
     return _finish(ds, True, counter)
 
 
-def _finish(ds, deterministic, counter):
+def _finish(ds, deterministic, counter, service=None):
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    ds = ds.with_options(options).prefetch(AUTOTUNE)
+    ds = ds.with_options(options)
+    if service:
+        ds = distribute(ds, service)
+    ds = ds.prefetch(AUTOTUNE)
     ds.bad_data = counter
     return ds
 
@@ -277,6 +286,7 @@ _TRAIN_DEFAULTS = {
     "bad_data_counter": None,
     "reverse_labels": None,
     "position": None,
+    "data_service": None,
 }
 _EVAL_DEFAULTS = {
     **_COMMON_DEFAULTS,

@@ -36,6 +36,18 @@ class BadDataCounter:
         # "<file> record <n>" of each training element under way: one left here failed (and was dropped).
         self.in_progress = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
 
+    def add(self, reason, amount):
+        """In the pipeline: counts `amount` more elements (or stops) for `reason`."""
+        return self.counts[reason].assign_add(tf.cast(amount, tf.int64))
+
+    def start(self, name):
+        """In the pipeline: marks the element read from record `name` as under way."""
+        return self.in_progress.insert(name[None], tf.constant([1], tf.int64))
+
+    def finish(self, name):
+        """In the pipeline: the element of record `name` is done (one never finished raised, and was dropped)."""
+        return self.in_progress.remove(name[None])
+
     def failed_records(self):
         """The records whose element raised (not a proto, an undecodable JPEG) since the last reset."""
         return sorted(key.decode() for key in self.in_progress.export()[0].numpy())
@@ -49,6 +61,28 @@ class BadDataCounter:
         for v in self.counts.values():
             v.assign(0)
         self.in_progress.remove(self.in_progress.export()[0])
+
+
+class UncountedBadData(BadDataCounter):
+    """A `BadDataCounter` that holds no state and counts nothing: for a pipeline that runs on other machines
+    (tf.data service workers), which cannot update the trainer's variables. Bad data is still dropped."""
+
+    def __init__(self):
+        self.counts = {reason: tf.constant(0, tf.int64) for reason in (*BAD_DATA_REASONS, MULTI_LABEL_RECORDS)}
+
+    def add(self, reason, amount):
+        return tf.cast(amount, tf.int64)
+
+    def start(self, name):
+        return tf.constant(True)
+
+    finish = start
+
+    def failed_records(self):
+        return []
+
+    def reset(self):
+        pass
 
 
 class BadDataLogger(keras.callbacks.Callback):
@@ -125,9 +159,9 @@ def readable_records(path, size, counter):
                 + [numbers[2], "): a corrupt or truncated record, or bytes after the last; the rest is skipped"]
             )
             with tf.control_dependencies([tf.print(message, output_stream=sys.stderr)]):
-                return counter.counts["unreadable"].assign_add(1)
+                return counter.add("unreadable", 1)
 
-        tf.cond(stopped, report, lambda: counter.counts["unreadable"].assign_add(0))
+        tf.cond(stopped, report, lambda: counter.add("unreadable", 0))
         return ~is_end
 
     scanned = flagged.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), step)

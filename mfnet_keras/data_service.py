@@ -1,0 +1,67 @@
+"""Runs a tf.data service dispatcher or worker: decoding training clips on more machines.
+
+    mfnet-data-service dispatcher [--port 5050] [--work-dir DIR]
+    mfnet-data-service worker --dispatcher HOST:5050 [--port 5051] [--host NAME]
+    mfnet-train --config ... --data-service grpc://HOST:5050
+
+See `mfnet_keras.data.service` for how the work is shared. A server runs until
+Ctrl-C or SIGTERM.
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
+
+
+def serve(server, description):
+    """Prints `description` and blocks until SIGINT or SIGTERM, then stops `server`."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(description, flush=True)
+    stop.wait()
+    server.stop()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="mfnet-data-service",
+        description="Run a tf.data service dispatcher or worker, to decode training clips on more machines "
+        "(mfnet-train --data-service grpc://HOST:PORT). Runs until Ctrl-C or SIGTERM.",
+    )
+    roles = parser.add_subparsers(dest="role", required=True)
+    dispatcher = roles.add_parser("dispatcher", help="the server that trainers and workers connect to")
+    dispatcher.add_argument("--port", type=int, default=5050, help="port to listen on (default: 5050)")
+    dispatcher.add_argument("--work-dir", help="keep the dispatcher's state here, so that a restart carries on")
+    worker = roles.add_parser("worker", help="a server that runs the training pipeline")
+    worker.add_argument("--dispatcher", required=True, help="the dispatcher's HOST:PORT (or grpc://HOST:PORT)")
+    worker.add_argument("--port", type=int, default=5051, help="port to listen on (default: 5051)")
+    worker.add_argument("--host", default="localhost", help="this machine's name as trainers reach it")
+    for role in (dispatcher, worker):
+        add_verbose_argument(role)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tf = import_tensorflow(args.verbose)
+    from mfnet_keras.data import service
+
+    try:
+        if args.role == "dispatcher":
+            server = service.start_dispatcher(args.port, args.work_dir)
+            serve(server, f"dispatcher listening on {server.target}")
+        else:
+            server = service.start_worker(args.dispatcher, args.port, args.host)
+            serve(server, f"worker {args.host}:{args.port} serving {service.check_address(args.dispatcher)}")
+    except (ValueError, tf.errors.OpError) as error:
+        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
