@@ -43,6 +43,26 @@ def decode_window(jpegs, window, crop_size):
     return tf.cond(tf.reduce_min(window[2:]) >= 2 * crop_size, lambda: decode(2), lambda: decode(1))
 
 
+def decode_train_crop(picked, rand, options):
+    """The training crop of a clip's JPEGs, decoded: a random window (scale and aspect jitter) of each frame."""
+    shape = tf.image.extract_jpeg_shape(picked[0])
+    window = crop_window(shape, options["crop_size"], options["scale_range"], options["aspect_range"], rand)
+    return decode_window(picked, window, options["crop_size"])
+
+
+def resize_crop(frames, options):
+    """Decoded crop windows resized to `crop_size` squares: bilinear, as the official cv2 loader."""
+    return tf.image.resize(frames, (options["crop_size"], options["crop_size"]))
+
+
+def flip_and_jitter(clip, rand, options):
+    """The random flip and HLS colour jitter of a training clip."""
+    mirror = tf.logical_and(options["flip"], uniform(rand, 7, 0.0, 1.0) < 0.5)
+    jitter = options["color_jitter"]
+    offsets = tf.round(uniform(rand, 8, -1.0, 1.0, (3,)) * tf.constant(jitter or (0, 0, 0), tf.float32))
+    return finish_train_clip(clip, mirror, offsets, bool(jitter))
+
+
 # XLA fuses these per-pixel steps into one pass (on CPU a per-channel broadcast alone is ~3x slower unfused).
 @tf.function(jit_compile=True, autograph=False)
 def finish_train_clip(clip, mirror, offsets, jitter):

@@ -108,16 +108,8 @@ def _count_bad(counter, has_frames, whole, label_ok, several, multi_label):
 
 def _train_clip(picked, rand, options):
     """The augmented clip of the sampled JPEGs: random crop (decoding its window only), resize, flip, jitter."""
-    crop_size = options["crop_size"]
-    window = augment.crop_window(
-        tf.image.extract_jpeg_shape(picked[0]), crop_size, options["scale_range"], options["aspect_range"], rand
-    )
-    frames = augment.decode_window(picked, window, crop_size)
-    clip = tf.image.resize(frames, (crop_size, crop_size))  # bilinear, as the official cv2 loader
-    mirror = tf.logical_and(options["flip"], sampling.uniform(rand, 7, 0.0, 1.0) < 0.5)
-    jitter = options["color_jitter"]
-    offsets = tf.round(sampling.uniform(rand, 8, -1.0, 1.0, (3,)) * tf.constant(jitter or (0, 0, 0), tf.float32))
-    return augment.finish_train_clip(clip, mirror, offsets, bool(jitter))
+    frames = augment.decode_train_crop(picked, rand, options)
+    return augment.flip_and_jitter(augment.resize_crop(frames, options), rand, options)
 
 
 def _train_element_fn(seed, counter, options):
@@ -167,13 +159,19 @@ def _with_defaults(defaults, options, builder):
     return {**defaults, **options}
 
 
+def train_options(**options):
+    """The options of `train_dataset`: `options` over the defaults, the scale range resolved (see
+    `make_dataset` for each)."""
+    options = _with_defaults(_TRAIN_DEFAULTS, options, "train_dataset")
+    if options["scale_range"] is None:
+        options["scale_range"] = (options["crop_size"], round(options["crop_size"] * 288 / 224))
+    return options
+
+
 def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, input_context=None, **options):
     """The training split of `make_dataset` (see there for every option): shuffled, augmented clips,
     bad records dropped and counted, endless and resumable with a `position`."""
-    options = _with_defaults(_TRAIN_DEFAULTS, options, "train_dataset")
-    crop_size = options["crop_size"]
-    if options["scale_range"] is None:
-        options["scale_range"] = (crop_size, round(crop_size * 288 / 224))
+    options = train_options(**options)
     position, drop_remainder, service = options["position"], options["drop_remainder"], options["data_service"]
     if service and position is not None:
         raise ValueError("`position` cannot be kept when tf.data service workers run the pipeline (`data_service`)")
