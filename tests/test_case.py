@@ -77,14 +77,17 @@ def assert_keras_round_trip(tmp_path, cases, atol=0.0):
         np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f"case {i}: {cases[i][0].name}")
 
 
-def assert_fit_step_trains_all_weights(model, x, y, loss="mse"):
-    """One `fit` step with plain SGD changes every trainable weight."""
+def assert_fit_step_trains_all_weights(model, x, y, loss="mse", zero_gradient=()):
+    """One `fit` step with plain SGD changes every trainable weight but those in `zero_gradient` (paths of
+    weights whose gradient is zero by construction)."""
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, metrics=[])
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     frozen = [
-        w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(keras.ops.convert_to_numpy(w), b)
+        w.path
+        for w, b in zip(model.trainable_weights, before)
+        if np.array_equal(keras.ops.convert_to_numpy(w), b) and w.path not in zero_gradient
     ]
     assert not frozen, f"weights that received no gradient: {frozen}"
 

@@ -165,3 +165,45 @@ def test_frame_max_pooling_equals_a_3d_pool_and_keeps_its_config(tmp_path):
     assert_keras_round_trip(tmp_path, [(wrap_layer(FrameMaxPooling(), x.shape), x)])
     with pytest.raises(ValueError, match="Received: padding='full'"):
         FrameMaxPooling(padding="full")
+
+
+@pytest.mark.parametrize("dtype, bound", [("float32", 1e-5), ("mixed_bfloat16", 2**-7)])
+def test_batch_norm_trains_on_tensorflows_fused_kernel_with_keras_numbers(dtype, bound):
+    """On TensorFlow, training BatchNorm (and BNActConv's BN + ReLU) runs `FusedBatchNormV3`: outputs, input
+    and weight gradients and moving statistics equal Keras's own BatchNormalization's (bfloat16: within a
+    rounding of the last bit)."""
+    import tensorflow as tf
+
+    from mfnet_keras.layers import BatchNormalization
+
+    rng = np.random.default_rng(3)
+    x = tf.constant((rng.standard_normal((2, 3, 6, 5, 8)) * 3 + 1).astype("float32"))
+    cotangent = tf.constant(rng.standard_normal(x.shape).astype("float32"))
+    gamma, beta = rng.uniform(0.5, 1.5, 8).astype("float32"), rng.normal(0, 0.3, 8).astype("float32")
+
+    def train_call(layer, bn, relu):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if relu:
+                y = layer.activate(x, training=True) if layer is not bn else keras.ops.relu(bn(x, training=True))
+            else:
+                y = bn(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * cotangent)
+        grads = tape.gradient(loss, [x, bn.gamma.value, bn.beta.value])
+        return [tf.cast(y, "float32"), *grads, bn.moving_mean.value, bn.moving_variance.value]
+
+    for relu, fused in (
+        (False, BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype)),
+        (True, BNActConv(8, 1, dtype=dtype)),
+    ):
+        keras_bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype)
+        fused.build(x.shape)
+        keras_bn.build(x.shape)
+        bn = fused.bn if relu else fused
+        assert bn.fuses(x, training=True) and type(bn).__name__ == "BatchNormalization"
+        for layer in (bn, keras_bn):
+            layer.gamma.assign(gamma)
+            layer.beta.assign(beta)
+        got, want = train_call(fused, bn, relu), train_call(keras_bn, keras_bn, relu)
+        worst = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(got, want))
+        assert worst <= bound, (relu, worst)

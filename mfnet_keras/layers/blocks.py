@@ -123,7 +123,7 @@ class BNActConv(keras.layers.Layer):
         return join_fibers(self.conv.fibers(self.activate(inputs, training), training=training))
 
     def activate(self, inputs, training=None):
-        """`relu(bn(inputs))`: one fused kernel with the ReLU in place when `bn.fuses` (PyTorch, training)."""
+        """`relu(bn(inputs))`: the backend's fused kernel when `bn.fuses` (PyTorch or TensorFlow, training)."""
         if self.bn.fuses(inputs, training):
             return self.bn.train_fused(inputs, relu=True)
         return ops.relu(self.bn(inputs, training=training))

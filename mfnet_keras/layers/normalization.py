@@ -1,20 +1,22 @@
-"""BatchNorm that trains on PyTorch's fused kernel when Keras runs on PyTorch."""
+"""BatchNorm that trains on the backend's fused kernel when Keras runs on PyTorch or TensorFlow."""
 
 import keras
 
-from mfnet_keras.layers import torch_ops
+from mfnet_keras.layers import tf_ops, torch_ops
+
+FUSED_BACKENDS = ("tensorflow", "torch")
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` with the same name, arguments, weights and numbers.
 
-    On the PyTorch backend, training over the last axis (the only case the
-    models use) runs as PyTorch's fused batch-norm kernel, forward and
-    backward, instead of Keras's separate mean, square, subtract, multiply and
-    add ops: a BatchNorm and ReLU on conv2's activations train 2.7× faster,
-    the MFNet-3D training step about 20 %. Every other case, and every other
-    backend, is Keras's own code. It keeps Keras's class name because Keras
+    On the PyTorch and TensorFlow backends, training over the last axis (the
+    only case the models use) runs as the backend's fused batch-norm kernel,
+    forward and backward (`torch.native_batch_norm`, `FusedBatchNormV3`),
+    instead of Keras's separate mean, square, subtract, multiply and add ops.
+    Synchronised BatchNorm and every other case, and the JAX backend, are
+    Keras's own code. It keeps Keras's class name because Keras
     names a model's layers in its weights files after their classes
     (`layers/batch_normalization_1/...`): files saved before this class
     existed, or with Keras's layer, load either way.
@@ -30,9 +32,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def fuses(self, inputs, training=None, mask=None):
-        """Whether this call runs PyTorch's fused kernel (see the class docstring)."""
+        """Whether this call runs the backend's fused kernel (see the class docstring)."""
         return (
-            keras.backend.backend() == "torch"
+            keras.backend.backend() in FUSED_BACKENDS
             and training
             and self.trainable
             and mask is None
@@ -50,6 +52,11 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def train_fused(self, inputs, relu=False):
         """Training-mode output, ReLU applied when `relu`, moving statistics updated; needs `fuses`."""
+        if keras.backend.backend() == "tensorflow":
+            outputs, mean, variance = tf_ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon)
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
+            return keras.ops.relu(outputs) if relu else outputs
         outputs, mean, variance = torch_ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(torch_ops.moving_average(moving.value, batch, self.momentum))

@@ -1,4 +1,5 @@
-"""TensorFlow-only pieces of the model code: FiberConv's fast path and resizing to a size known at run time.
+"""TensorFlow-only pieces of the model code: FiberConv's fast path, BatchNorm's fused training kernel, and
+resizing to a size known at run time.
 
 This is the one place where model code calls TensorFlow directly. Keras's
 `ops.conv` sends every grouped convolution through XLA on TensorFlow, which
@@ -87,6 +88,23 @@ def taps_conv(x, kernel, strides, padding):
     flat = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [*kernel.shape[1:3], -1, kernel.shape[4]])
     y = tf.nn.conv2d(images, flat, strides[1:], padding.upper())
     return tf.reshape(y, [dims[0], out, *_dims(y)[1:]])
+
+
+def batch_norm(x, gamma, beta, epsilon):
+    """Training-mode BatchNorm of channels-last `x` over every axis but the last, as TensorFlow's fused
+    kernel (`FusedBatchNormV3`, oneDNN's on CPU; statistics in float32 for bfloat16 and float16 input).
+
+    Returns the normalised `x` in its dtype and the batch's mean and biased
+    variance (what Keras's moving statistics take; the kernel gives the
+    unbiased one).
+    """
+    import tensorflow as tf
+
+    dims = _dims(x)
+    images = tf.reshape(x, [-1, *dims[-3:]] if len(dims) >= 4 else [1, -1, 1, dims[-1]])
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(images, gamma, beta, epsilon=epsilon, is_training=True)
+    count = tf.cast(tf.size(x, out_type=tf.int64) // dims[-1], tf.float32)
+    return tf.reshape(y, dims), mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
 def grouped_conv(x, kernel, strides, padding):
