@@ -16,8 +16,9 @@ TensorFlow, so the script runs on a machine that has none (a GPU box: the
 Keras sides then use its GPU, the reference runs on CUDA when available).
 Prints the median seconds per call of each side and its speed relative to
 the first PyTorch side of the list; with `--rounds R` every side is measured R
-times, the sides taking turns, and the median round is printed (this
-machine's speed drifts by 10–20 % over minutes).
+times, the sides taking turns, and the median round is printed, then every
+round with its ratio to that round's reference (this machine's speed drifts
+by 10–20 % over minutes).
 """
 
 import argparse
@@ -40,6 +41,14 @@ def _median(values):
     """The median (the upper one of an even count) of the values that are not None (failed runs), or None."""
     values = sorted(v for v in values if v is not None)
     return values[len(values) // 2] if values else None
+
+
+def _round_text(seconds, side, reference):
+    """One round's figure of `side`, with its ratio to the same round's reference."""
+    value, base = seconds[side], seconds.get(reference)
+    if value is None:
+        return "failed"
+    return f"{value:.3f}" + (f" ({base / value:.2f}x)" if base else "")
 
 
 def _keras_runner(task, dtype, batch, shape):
@@ -171,7 +180,8 @@ def main(argv=None):
         f"MFNet-3D, batch {args.batch}, {args.shape}; median of {args.repeats} calls"
         f"{f', median of {args.rounds} interleaved rounds' if args.rounds > 1 else ''}; {os.cpu_count()} cores"
     )
-    print(f"{'task':<6}{'dtype':<10}{'side':<24}{'s/call':>8}{'vs ' + (reference or '-'):>28}")
+    rounds_header = "  each round: s/call (ratio)" if args.rounds > 1 else ""
+    print(f"{'task':<6}{'dtype':<10}{'side':<24}{'s/call':>8}{'vs ' + (reference or '-'):>28}{rounds_header}")
     for task in args.tasks:
         for dtype in args.dtypes:
             rounds = [
@@ -183,7 +193,8 @@ def main(argv=None):
             for side, value in seconds.items():
                 ratio = f"{base / value:.2f}x" if base and value else ""
                 shown = f"{value:.3f}" if value else "failed"
-                print(f"{task:<6}{dtype:<10}{side:<24}{shown:>8}{ratio:>28}", flush=True)
+                every = " ".join(_round_text(r, side, reference) for r in rounds) if len(rounds) > 1 else ""
+                print(f"{task:<6}{dtype:<10}{side:<24}{shown:>8}{ratio:>28}  {every}".rstrip(), flush=True)
     return 0
 
 

@@ -33,6 +33,8 @@ BOXES = {
             "mfnet_keras.schedules",
             "mfnet_keras.strategy",
             "mfnet_keras.config",
+            "mfnet_keras.doctor",
+            "mfnet_keras.data_service",
         ),
         4.6,
         5.8,
