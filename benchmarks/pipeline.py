@@ -10,6 +10,8 @@ batch 8, frame interval 2, each side in its own process on every core:
 
 - ours: `train_dataset` (random clip, scale and aspect jitter decoding only
   the crop window, flip, HLS jitter), as `mfnet-train` reads;
+- ours-no-jitter: the same without the HLS colour jitter (`color_jitter=None`),
+  the augmentations Model Garden's parser does;
 - model-garden: Model Garden's `video_input.Decoder` and `Parser` (random
   clip, whole-frame JPEG decode, random resized crop, flip), assembled as
   its input reader does (interleaved files, shuffle buffer 64, parallel map,
@@ -56,7 +58,7 @@ MODEL_GARDEN_PACKAGES = [
     "pycocotools",
     "opencv-python-headless",
 ]
-SIDES = ("ours", "model-garden", "video")
+SIDES = ("ours", "ours-no-jitter", "model-garden", "video")
 
 
 def install_model_garden():
@@ -140,10 +142,12 @@ def child(side, pattern, clip_length, crop, seconds, num_classes):
     from mfnet_keras.data import throughput, train_dataset
 
     result = {}
-    if side == "ours":
-        ds = train_dataset(pattern, BATCH, seed=0, clip_length=clip_length, crop_size=crop).repeat()
+    if side.startswith("ours"):
+        options = {"color_jitter": None} if side == "ours-no-jitter" else {}
+        ds = train_dataset(pattern, BATCH, seed=0, clip_length=clip_length, crop_size=crop, **options).repeat()
         result["rate"] = throughput.clips_per_second(ds, seconds)
-        result["stages"] = throughput.stage_costs(pattern, clip_length, crop, BATCH, seconds=seconds / 6)
+        if side == "ours":
+            result["stages"] = throughput.stage_costs(pattern, clip_length, crop, BATCH, seconds=seconds / 6)
     else:
         ds = model_garden_dataset(pattern, clip_length, crop, num_classes)
         result["rate"] = throughput.clips_per_second(ds, seconds)
