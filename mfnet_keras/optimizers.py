@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mfnet_keras.schedules import EpochSchedule
+
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
 class SGD(keras.optimizers.SGD):
@@ -47,3 +49,31 @@ class SGD(keras.optimizers.SGD):
         config = super().get_config()
         config.update(l2=self.l2, lr_multipliers=self.lr_multipliers)
         return config
+
+
+def make_optimizer(config, steps_per_epoch, loaded_paths):
+    """The optimizer of a training config: its SGD (or AdamW) on its learning-rate schedule, with the
+    pretrained layers' multiplier on `loaded_paths` (weights loaded from `model.init`)."""
+    train = config["train"]
+    lr = train["base_lr"] * train["batch_size"] / train["base_batch_size"]
+    schedule = EpochSchedule(
+        lr,
+        steps_per_epoch,
+        train["epochs"],
+        kind=train["lr_schedule"],
+        decay_epochs=train["lr_decay_epochs"],
+        decay=train["lr_decay"],
+        warmup_epochs=train["warmup_epochs"],
+    )
+    if train["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=train["weight_decay"])
+    multipliers = {}
+    if loaded_paths and train["pretrained_lr_mult"] != 1.0:
+        multipliers = {path: train["pretrained_lr_mult"] for path in loaded_paths}
+    return SGD(
+        schedule,
+        momentum=train["momentum"],
+        nesterov=train["nesterov"],
+        l2=train["weight_decay"],
+        lr_multipliers=multipliers,
+    )

@@ -167,75 +167,84 @@ def build_model(config, class_names, strategy, dtype=None):
     return model, loaded
 
 
-def make_optimizer(config, steps_per_epoch, loaded_paths):
-    from mfnet_keras.optimizers import SGD
-    from mfnet_keras.schedules import EpochSchedule
+def write_run_files(config, output, labels):
+    """The resolved `config.yaml` and the class names' `labels.txt` in the run folder."""
+    import yaml
 
-    train = config["train"]
-    lr = train["base_lr"] * train["batch_size"] / train["base_batch_size"]
-    schedule = EpochSchedule(
-        lr,
-        steps_per_epoch,
-        train["epochs"],
-        kind=train["lr_schedule"],
-        decay_epochs=train["lr_decay_epochs"],
-        decay=train["lr_decay"],
-        warmup_epochs=train["warmup_epochs"],
-    )
-    if train["optimizer"] == "adamw":
-        import keras
+    from mfnet_keras.files import write_text
 
-        return keras.optimizers.AdamW(schedule, weight_decay=train["weight_decay"])
-    multipliers = {}
-    if loaded_paths and train["pretrained_lr_mult"] != 1.0:
-        multipliers = {path: train["pretrained_lr_mult"] for path in loaded_paths}
-    return SGD(
-        schedule,
-        momentum=train["momentum"],
-        nesterov=train["nesterov"],
-        l2=train["weight_decay"],
-        lr_multipliers=multipliers,
-    )
+    write_text(os.path.join(output, "config.yaml"), yaml.safe_dump(config, sort_keys=False))
+    if labels:
+        write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
 
 
-def loss_and_metrics(config):
-    """`(loss on logits, metrics)`; the first metric picks the best checkpoint.
-
-    Single-label: softmax cross-entropy, accuracy and top-5 (on logits of any dtype). With
-    `data.multi_label`: sigmoid cross-entropy on multi-hot targets and the
-    area under each class's precision-recall curve, averaged (`pr_auc`, what
-    `evaluate`'s exact mean average precision measures).
-    """
+def make_callbacks(output, checkpoints, counter, chief):
+    """`(callbacks, nan_guard)` of a run: checkpoints, the NaN guard, bad-data logs, and on the chief the
+    CSV log and TensorBoard (the other workers hold the same weights and read the chief's checkpoints)."""
     import keras
 
-    from mfnet_keras.metrics import TopKAccuracy
+    from mfnet_keras.callbacks import EpochLog, TerminateOnNaN
+    from mfnet_keras.data import BadDataLogger
 
-    classes, smoothing = config["model"]["num_classes"], config["train"]["label_smoothing"]
-    if config["data"]["multi_label"]:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=smoothing)
-        auc = keras.metrics.AUC(curve="PR", multi_label=True, num_labels=classes, from_logits=True, name="pr_auc")
-        return loss, [auc]
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if classes > 5:
-        metrics.append(TopKAccuracy(5, name="top5"))
-    if not smoothing:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics
-    categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+    nan_guard = TerminateOnNaN()
+    callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
+    if chief:
+        callbacks += [
+            EpochLog(os.path.join(output, "log.csv")),
+            keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
+        ]
+    return callbacks, nan_guard
 
-    def smoothed(y_true, y_pred):
-        return categorical(keras.ops.one_hot(keras.ops.cast(y_true, "int32"), classes), y_pred)
 
-    return smoothed, metrics
+def fit_options(config, callbacks, eval_ds, verbose):
+    """The keyword arguments every `fit` call of a run takes (`verbose="auto"`: a progress bar on a terminal,
+    a line per epoch otherwise)."""
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    return dict(
+        callbacks=callbacks,
+        validation_data=eval_ds,
+        validation_freq=config["train"]["validate_every_epochs"],
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+
+
+def announce(output, epoch, step, epochs, steps):
+    """Says when a run resumes, or is already finished."""
+    if epoch >= epochs:
+        print(f"training in {output} is already finished ({epochs} of {epochs} epochs)")
+    elif epoch or step:
+        print(f"resuming from epoch {epoch + 1}, step {step} (of {steps}) in {output}")
+
+
+def fit_epochs(model, train_ds, restart, fit, start, lengths, nan_guard):
+    """`model.fit` from `start` (epoch, step) to the end of `lengths` (epochs, steps per epoch): an
+    interrupted epoch is finished first, then `restart(epoch)` gives the stream for the epochs after it.
+    Returns the History of the last `fit`; stops early when `nan_guard` fired."""
+    (epoch, step), (epochs, steps) = start, lengths
+    history = None
+    with warnings.catch_warnings():
+        # The training data repeat, so only the finite validation set "runs out": that is how a pass over it ends.
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        if step and epoch < epochs:
+            history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
+            epoch += 1
+            train_ds = restart(epoch)
+        if epoch < epochs and not nan_guard.message:
+            history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
+    return history
 
 
 def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
     """Runs (or resumes) training; returns the Keras History of the last `fit` call."""
     import keras
-    import yaml
 
-    from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
-    from mfnet_keras.data import BadDataCounter, BadDataLogger, DataPosition, records_info
-    from mfnet_keras.files import save_model, write_text
+    from mfnet_keras.callbacks import ResumableCheckpoint
+    from mfnet_keras.data import BadDataCounter, DataPosition, records_info
+    from mfnet_keras.files import save_model
+    from mfnet_keras.metrics import loss_and_metrics
+    from mfnet_keras.optimizers import make_optimizer
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
     labels, videos = records_info(config["data"]["train"])
@@ -249,17 +258,11 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     steps = config["train"]["steps_per_epoch"] or max(1, math.ceil(videos / batch))
     chief = worker_role()[1]
     if chief:
-        write_text(os.path.join(output, "config.yaml"), yaml.safe_dump(config, sort_keys=False))
-    if labels and chief:
-        write_text(os.path.join(output, "labels.txt"), "".join(name + "\n" for name in labels))
-
+        write_run_files(config, output, labels)
     loss, metrics = loss_and_metrics(config)
+    monitor = ("val_" if config["data"]["eval"] else "") + metrics[0].name
     checkpoints = ResumableCheckpoint(
-        os.path.join(output, "checkpoints"),
-        config["train"]["save_every_steps"],
-        steps,
-        monitor=("val_" if config["data"]["eval"] else "") + metrics[0].name,
-        write=chief,
+        os.path.join(output, "checkpoints"), config["train"]["save_every_steps"], steps, monitor=monitor, write=chief
     )
     # Multi-worker runs resume every worker at the chief's place in its own shard: exact for one worker.
     # The same initial weights for the same seed, and the same data order in every (re)built stream.
@@ -275,45 +278,23 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     if is_multi_worker(strategy):
         enable_multi_worker_fit(model)
-
-    nan_guard = TerminateOnNaN()
-    callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
-    if chief:  # the other workers hold the same weights and read the chief's checkpoints on resume
-        callbacks += [
-            EpochLog(os.path.join(output, "log.csv")),
-            keras.callbacks.TensorBoard(os.path.join(output, "tensorboard"), write_graph=False),
-        ]
+    callbacks, nan_guard = make_callbacks(output, checkpoints, counter, chief)
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
         checkpoints.set_model(model)
         epoch, step = checkpoints.load_state()
     epochs = config["train"]["epochs"]
-    if epoch >= epochs:
-        print(f"training in {output} is already finished ({epochs} of {epochs} epochs)")
-    elif epoch or step:
-        print(f"resuming from epoch {epoch + 1}, step {step} (of {steps}) in {output}")
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
-    fit = dict(
-        callbacks=callbacks,
-        validation_data=eval_ds,
-        validation_freq=config["train"]["validate_every_epochs"],
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself
-    )
-    history = None
-    with warnings.catch_warnings():
-        # The training data repeat, so only the finite validation set "runs out": that is how a pass over it ends.
-        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
-        if step and epoch < epochs:  # finish the interrupted epoch first
-            checkpoints.step_offset = step
-            history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step, **fit)
-            epoch += 1
-            # A new fit() iterates its data from the start: the stream is rebuilt to begin where this one is.
-            position.start = position.after_steps(epoch * steps) or position.start
-            train_ds, _ = make_datasets(config, strategy, position, counter, reverse)
-        if epoch < epochs and not nan_guard.message:
-            history = model.fit(train_ds, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, **fit)
+    announce(output, epoch, step, epochs, steps)
+    fit = fit_options(config, callbacks, eval_ds, verbose)
+    if step and epoch < epochs:
+        checkpoints.step_offset = step
+
+    def restart(epoch):
+        # A new fit() iterates its data from the start: the stream is rebuilt to begin where the last one is.
+        position.start = position.after_steps(epoch * steps) or position.start
+        return make_datasets(config, strategy, position, counter, reverse)[0]
+
+    history = fit_epochs(model, train_ds, restart, fit, (epoch, step), (epochs, steps), nan_guard)
     if nan_guard.message:
         raise RuntimeError(nan_guard.message)
     if chief:

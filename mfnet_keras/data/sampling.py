@@ -96,9 +96,6 @@ def shuffled(ds, block, seed):
     def shuffle_block(number, elements):
         size = tf.shape(tf.nest.flatten(elements)[0])[0]
         order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=tf.stack([seed, number]))
-        # One element at a time: a whole-block gather and its slicing would copy every record twice more.
-        return tf.data.Dataset.from_tensor_slices(order).map(
-            plain(lambda i: tf.nest.map_structure(lambda t: t[i], elements))
-        )
+        return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda t: tf.gather(t, order), elements))
 
     return ds.batch(block).enumerate().flat_map(shuffle_block)
