@@ -26,6 +26,8 @@ COMMANDS = {
     "mfnet-convert": "mfnet_keras.convert",
     "mfnet-profile": "mfnet_keras.profiling",
     "mfnet-demo": "mfnet_keras.demo",
+    "mfnet-doctor": "mfnet_keras.doctor",
+    "mfnet-data-service": "mfnet_keras.data_service",
 }
 
 

@@ -9,11 +9,12 @@ augment (flip and colour jitter) and batch. `mfnet-doctor` and
 `benchmarks/pipeline.py` report both.
 
 Examples:
->>> import os, tempfile
+>>> import contextlib, io, os, tempfile
 >>> from tfrecords_tools import synthetic, pack
 >>> root = tempfile.mkdtemp()
 >>> _ = synthetic.generate(os.path.join(root, "v"), train_per_class=1, test_per_class=0, frames=8, size=32, workers=1)
->>> _ = pack.pack_dataset(os.path.join(root, "v"), os.path.join(root, "r"), layout="list", short_side=32, workers=1)
+>>> with contextlib.redirect_stdout(io.StringIO()):  # pack's summary line
+...     _ = pack.pack_dataset(os.path.join(root, "v"), os.path.join(root, "r"), layout="list", short_side=32, workers=1)
 >>> costs = stage_costs(os.path.join(root, "r", "train-*"), clip_length=4, crop_size=16, batch_size=2, seconds=0.1)
 >>> list(costs)
 ['read', 'parse', 'decode', 'resize', 'augment', 'batch']
