@@ -212,3 +212,28 @@ def test_bad_inputs():
         FiberConv(32, (3, 3, 3)).build((None, 8, 8, 16))
     with pytest.raises(ValueError, match=r"Received: backend=tensorflow, kernel_size=\(3, 3, 3\)"):
         FiberConv(32, 3, 16, implementation="frames").build((None, 4, 8, 8, 16))
+
+
+def test_tensorflow_3d_kernel_gradients_stay_finite_in_bfloat16():
+    """TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 now and then returned NaN (same weights and
+    input, on a later call), ending mixed_bfloat16 training at step 2: `tf_ops.conv3d` computes the kernel
+    gradient in float32. Repeated calls stay finite and close to the float32 gradient."""
+    import tensorflow as tf
+
+    from mfnet_keras.layers import tf_ops
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((4, 2, 2, 2, 8)).astype("float32"))
+    kernel = tf.constant(rng.standard_normal((3, 3, 3, 8, 8)).astype("float32") * 0.1)
+
+    def kernel_gradient(dtype):
+        xc, kc = tf.cast(x, dtype), tf.cast(kernel, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(kc)
+            loss = tf.reduce_sum(tf.cast(tf_ops.conv3d(xc, kc, (1, 1, 1), "same"), "float32") ** 2)
+        return tape.gradient(loss, kc).numpy().astype("float32")
+
+    want = kernel_gradient(tf.float32)
+    for _ in range(5):
+        got = kernel_gradient(tf.bfloat16)
+        assert np.all(np.isfinite(got)) and np.abs(got - want).max() <= 0.05 * np.abs(want).max()

@@ -315,11 +315,20 @@ class FiberConv(keras.layers.Layer):
             return [conv_over_frames(xs[0], kernel, self._strides, self._conv_padding)]
         if not split:
             kernel = block_diagonal(kernel, self.num_fibers) if self._dense else kernel
-            return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
+            if self.num_fibers > 1 and not self._dense:  # one grouped op ("grouped"): Keras's own
+                return [ops.conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
+            return [self._conv(xs[0], kernel, strides=self._strides, padding=self._conv_padding)]
         if len(xs) == 1:
             xs = ops.split(xs[0], self.num_fibers, axis=-1)
         ks = ops.split(kernel, self.num_fibers, axis=-1)
-        return [ops.conv(xi, ki, strides=self._strides, padding=self._conv_padding) for xi, ki in zip(xs, ks)]
+        conv = self._conv
+        return [conv(xi, ki, strides=self._strides, padding=self._conv_padding) for xi, ki in zip(xs, ks)]
+
+    def _conv(self, x, kernel, strides, padding):
+        """`ops.conv`, except for 3D convolutions on TensorFlow (`tf_ops.conv3d`: bfloat16 kernel gradients)."""
+        if self._rank == 3 and keras.backend.backend() == "tensorflow":
+            return tf_ops.conv3d(x, kernel, strides, padding)
+        return ops.conv(x, kernel, strides=strides, padding=padding)
 
     def compute_output_shape(self, input_shape):
         rank, kernel, strides, pads = self._resolve(input_shape)

@@ -107,6 +107,39 @@ def batch_norm(x, gamma, beta, epsilon):
     return tf.reshape(y, dims), mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
+def conv3d(x, kernel, strides, padding):
+    """A (dense) 3D convolution whose kernel gradient is computed in float32 for bfloat16 input.
+
+    TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 now and then returns NaN for a few channels per
+    fiber (the same weights and input: a finite gradient, then NaN), which ended mixed_bfloat16 training
+    at its second step; its float32 kernel does not. Forward and input gradient stay in bfloat16.
+    """
+    import tensorflow as tf
+
+    strides5, padding = [1, *strides, 1], padding.upper()
+    if x.dtype != tf.bfloat16:
+        return tf.nn.conv3d(x, kernel, strides5, padding)
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        def grad(dy):
+            dx = tf.raw_ops.Conv3DBackpropInputV2(
+                input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=strides5, padding=padding
+            )
+            dk = tf.raw_ops.Conv3DBackpropFilterV2(
+                input=tf.cast(x, tf.float32),
+                filter_sizes=tf.shape(kernel),
+                out_backprop=tf.cast(dy, tf.float32),
+                strides=strides5,
+                padding=padding,
+            )
+            return dx, tf.cast(dk, kernel.dtype)
+
+        return tf.nn.conv3d(x, kernel, strides5, padding), grad
+
+    return conv(x, tf.convert_to_tensor(kernel))  # a variable's value: its gradient flows through the read
+
+
 def grouped_conv(x, kernel, strides, padding):
     """One grouped convolution op, for graphs handed to another runtime: TensorFlow's CPU kernels cannot run it."""
     import tensorflow as tf
