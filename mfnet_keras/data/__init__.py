@@ -4,11 +4,13 @@ In parts, as Model Garden splits a decoder from a parser:
 - `records`: reading files and records, parsing, bad-data accounting;
 - `sampling`: which frames a clip takes, seeds, resumable positions;
 - `augment`: crops, flips, colour jitter, evaluation views;
-- `datasets`: `train_dataset`, `eval_dataset` and `make_dataset`, which picks one by `split`.
+- `datasets`: `train_dataset`, `eval_dataset` and `make_dataset`, which picks one by `split`;
+- `directory`: `video_dataset_from_directory`, clips decoded from a folder of videos without packing.
 """
 
 from mfnet_keras.data.augment import decode_centre_clip
 from mfnet_keras.data.datasets import eval_dataset, make_dataset, train_dataset
+from mfnet_keras.data.directory import video_dataset_from_directory
 from mfnet_keras.data.records import BadDataCounter, BadDataLogger, read_labels, records_info
 from mfnet_keras.data.sampling import DataPosition, sample_eval_indices, sample_train_indices
 from mfnet_keras.defaults import HLS_JITTER
@@ -26,4 +28,5 @@ __all__ = [
     "sample_eval_indices",
     "sample_train_indices",
     "train_dataset",
+    "video_dataset_from_directory",
 ]

@@ -43,6 +43,15 @@ def decode_window(jpegs, window, crop_size):
     return tf.cond(tf.reduce_min(window[2:]) >= 2 * crop_size, lambda: decode(2), lambda: decode(1))
 
 
+def train_view(frames, rand, options):
+    """The training crop of decoded frames `[T, H, W, 3]` (the window of `crop_window`), resized, flipped
+    and jittered: what `decode_train_crop`, `resize_crop` and `flip_and_jitter` do to JPEGs."""
+    y, x, h, w = tf.unstack(
+        crop_window(tf.shape(frames)[1:3], options["crop_size"], options["scale_range"], options["aspect_range"], rand)
+    )
+    return flip_and_jitter(resize_crop(frames[:, y : y + h, x : x + w], options), rand, options)
+
+
 def decode_train_crop(picked, rand, options):
     """The training crop of a clip's JPEGs, decoded: a random window (scale and aspect jitter) of each frame."""
     shape = tf.image.extract_jpeg_shape(picked[0])
@@ -105,8 +114,14 @@ def reverse_label(label, backwards, reverse_labels, multi_label):
 
 
 def eval_clips(picked, num_clips, num_crops, clip_length, crop_size, short_side):
-    """`[num_clips * num_crops, T, crop, crop, 3]` float clips in [0, 255]: short side resized, then crops."""
+    """`[num_clips * num_crops, T, crop, crop, 3]` float clips in [0, 255] of the sampled JPEGs: short side
+    resized, then crops."""
     frames = tf.map_fn(lambda j: tf.image.decode_jpeg(j, channels=3), picked, fn_output_signature=tf.uint8)
+    return eval_views(frames, num_clips, num_crops, clip_length, crop_size, short_side)
+
+
+def eval_views(frames, num_clips, num_crops, clip_length, crop_size, short_side):
+    """The evaluation views of `num_clips * clip_length` decoded frames (`eval_clips`)."""
     shape = tf.cast(tf.shape(frames)[1:3], tf.float32)
     size = tf.cast(tf.round(shape * float(short_side) / tf.reduce_min(shape)), tf.int32)
     size = tf.maximum(size, crop_size)

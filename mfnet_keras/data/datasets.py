@@ -159,10 +159,10 @@ def _with_defaults(defaults, options, builder):
     return {**defaults, **options}
 
 
-def train_options(**options):
-    """The options of `train_dataset`: `options` over the defaults, the scale range resolved (see
-    `make_dataset` for each)."""
-    options = _with_defaults(_TRAIN_DEFAULTS, options, "train_dataset")
+def train_options(builder="train_dataset", **options):
+    """The options of `train_dataset` (or of `builder`, for its error message): `options` over the
+    defaults, the scale range resolved (see `make_dataset` for each)."""
+    options = _with_defaults(_TRAIN_DEFAULTS, options, builder)
     if options["scale_range"] is None:
         options["scale_range"] = (options["crop_size"], round(options["crop_size"] * 288 / 224))
     return options
