@@ -32,8 +32,10 @@ SCHEMA = {
         "zero_init_residual": False,  # from scratch: residual branches start at zero (initialization.zero_init_residual)
     },
     "data": {
-        "train": "",  # glob of training TFRecords (required)
+        "train": "",  # glob of training TFRecords (this or data.videos is required)
         "eval": "",  # glob of evaluation TFRecords ("" = no validation)
+        "videos": "",  # instead of records: a folder of <class>/<video> decoded as training runs (no packing)
+        "validation_split": 0.0,  # data.videos: the fraction of videos held out for validation
         "frame_intervals": [2],
         "speed_jitter": 0.0,
         "flip": True,
@@ -227,6 +229,7 @@ RANGES = {
         "a non-empty list of integers >= 1",
     ),
     "data.speed_jitter": _FRACTION,
+    "data.validation_split": _FRACTION,
     "data.color_jitter": (lambda v: v == [] or _numbers(v, 3, 0), "[] or 3 numbers >= 0 (hue, lightness, saturation)"),
     "data.scale_range": (lambda v: v == [] or _ordered_pair(v), "[] or [low, high] with 0 < low <= high"),
     "data.aspect_range": (_ordered_pair, "[low, high] with 0 < low <= high"),
@@ -275,6 +278,23 @@ def _check_model_options(model):
             raise ConfigError(f"config error: unknown key model.options.{key} for {model['name']}{hint}")
 
 
+def _check_data_source(data):
+    """Packed records (`data.train`, `data.eval`) or a folder of videos (`data.videos`), not both."""
+    if not data["train"] and not data["videos"]:
+        raise ConfigError("config error: data.train (a glob of training TFRecords) or data.videos is required")
+    if data["videos"] and (data["train"] or data["eval"]):
+        raise ConfigError("config error: data.videos replaces data.train and data.eval: set one or the other")
+    if data["validation_split"] and not data["videos"]:
+        raise ConfigError("config error: data.validation_split goes with data.videos (records have data.eval)")
+    if data["videos"] and data["reverse_pairs"]:
+        raise ConfigError("config error: data.reverse_pairs needs packed records (data.train), not data.videos")
+
+
+def has_validation(data):
+    """Whether a config's data section validates: `data.eval` records, or a held-out part of `data.videos`."""
+    return bool(data["eval"] or (data["videos"] and data["validation_split"]))
+
+
 def _validate(config, check_paths):
     from mfnet_keras import models
 
@@ -289,8 +309,7 @@ def _validate(config, check_paths):
         raise ConfigError(f"config error: train.lr_schedule must be 'step' or 'cosine', got {train['lr_schedule']!r}")
     if config["eval"]["num_crops"] not in NUM_CROPS:
         raise ConfigError(f"config error: eval.num_crops must be 1 or 3, got {config['eval']['num_crops']}")
-    if not data["train"]:
-        raise ConfigError("config error: data.train is required (a glob of training TFRecords)")
+    _check_data_source(data)
     if data["service"]:
         from mfnet_keras.data.service import check_address
 
@@ -305,6 +324,8 @@ def _validate(config, check_paths):
             pattern = data[key.split(".")[1]]
             if pattern and not tf.io.gfile.glob(pattern):
                 raise ConfigError(f"config error: {key} matches no files: {pattern}")
+        if data["videos"] and not os.path.isdir(data["videos"]):
+            raise ConfigError(f"config error: data.videos is not a folder: {data['videos']}")
         init = model["init"]
         if init and not (os.path.exists(init) or init in models.list_presets() or "://" in init):
             raise ConfigError(f"config error: model.init does not exist: {model['init']}")

@@ -187,12 +187,22 @@ def predict_views(model, config, pattern):
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(videos)
 
 
+def check_records(config):
+    """Refuses a config of `data.videos`: evaluation reads packed records."""
+    if config["data"]["videos"]:
+        raise ConfigError(
+            "config error: mfnet-evaluate reads packed records (data.eval): pack data.videos with "
+            "python -m tfrecords_tools.pack first (training reports the held-out videos' accuracy as val_accuracy)"
+        )
+
+
 def evaluate(config, weights, output):
     """Evaluates the classifier at `weights` (a `.keras` file or a preset handle) on `data.eval`
     (else `data.train`); writes the report and plots; returns the report. Class names are the model's."""
     from mfnet_keras import models
     from mfnet_keras.files import write_json
 
+    check_records(config)
     started = time.time()
     pattern = config["data"]["eval"] or config["data"]["train"]
     model = models.load_model(weights)
@@ -258,6 +268,7 @@ def main(argv=None):
         config = load_config(args.config, args.set)
         if not os.path.exists(args.weights):
             raise ConfigError(f"config error: --weights {args.weights} does not exist")
+        check_records(config)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2

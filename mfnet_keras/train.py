@@ -1,6 +1,11 @@
-"""Trains a model of the family on packed TFRecords with `model.fit`.
+"""Trains a model of the family on packed TFRecords, or on a folder of videos, with `model.fit`.
 
     mfnet-train --config NAME_OR_FILE [--set key=value ...] [--output runs/NAME]
+    mfnet-train --videos DIR [--config own_videos] [--set model.init=PRESET ...]
+
+`--videos` reads `DIR/<class>/<video>` as it trains (no packing; the packaged
+`own_videos` config holds back a fifth of the videos for validation); packed
+records remain the fast path for big data.
 
 Run the same command again after an interruption (even `kill -9`): training
 continues from the last saved step. Writes to the output folder:
@@ -10,33 +15,51 @@ continues from the last saved step. Writes to the output folder:
 """
 
 import argparse
+import json
 import math
 import os
 import sys
 import warnings
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
-from mfnet_keras.config import ConfigError, load_config
+from mfnet_keras.config import ConfigError, has_validation, load_config
 from mfnet_keras.strategy import is_tf_strategy, mixed_policy
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
+def training_set(data, seed):
+    """`(class names, training videos)`: from `labels.txt` and the manifest beside the records, or from
+    the class folders of `data.videos` (less its validation part)."""
+    if not data["videos"]:
+        from mfnet_keras.data import records_info
+
+        return records_info(data["train"])
+    from mfnet_keras.data.directory import list_videos, split_subset
+
+    paths, _, names = list_videos(data["videos"])
+    subset = "training" if data["validation_split"] else None
+    return names, len(split_subset([paths], data["validation_split"], subset, seed)[0])
+
+
 def check_against_records(config, labels):
-    """Sets `model.num_classes` from `labels.txt` when unset, refuses fewer classes than it names, and warns
-    when the crop is larger than the stored frames (clips would be upscaled)."""
+    """Sets `model.num_classes` from the class names (`labels.txt` or the class folders) when unset, refuses
+    fewer classes than they name, and warns when the crop is larger than the stored frames (clips would be
+    upscaled)."""
     import tensorflow as tf
 
     from tfrecords_tools import schema
 
-    classes = config["model"]["num_classes"]
+    classes, source = config["model"]["num_classes"], "the class folders" if config["data"]["videos"] else "labels.txt"
     if classes is None:
         if not labels:
             raise ConfigError("config error: model.num_classes is not set and there is no labels.txt beside data.train")
         config["model"]["num_classes"] = len(labels)
     elif labels and classes < len(labels):
         raise ConfigError(
-            f"config error: model.num_classes must be >= the {len(labels)} classes of labels.txt, got {classes}"
+            f"config error: model.num_classes must be >= the {len(labels)} classes of {source}, got {classes}"
         )
+    if config["data"]["videos"]:
+        return
     first = sorted(tf.io.gfile.glob(config["data"]["train"]))[0]
     for record in tf.data.TFRecordDataset(first).take(1):
         _, context = schema.parse_sequence_example(record)
@@ -78,7 +101,6 @@ def make_datasets(config, strategy, position, counter, reverse=None):
     records its place in, `counter` the `BadDataCounter` of its dropped
     elements, `reverse` `reverse_labels`'s table.
     """
-    import tensorflow as tf
 
     from mfnet_keras.data import eval_dataset, train_dataset
 
@@ -88,20 +110,23 @@ def make_datasets(config, strategy, position, counter, reverse=None):
         clip_length=model_cfg["clip_length"],
         crop_size=model_cfg["crop_size"],
         frame_intervals=tuple(data["frame_intervals"]),
-        num_classes=model_cfg["num_classes"],
-        multi_label=data["multi_label"],
     )
+    augmentation = dict(
+        speed_jitter=data["speed_jitter"],
+        flip=data["flip"],
+        color_jitter=tuple(data["color_jitter"]) or None,
+        scale_range=tuple(data["scale_range"]) or None,
+        aspect_range=tuple(data["aspect_range"]),
+    )
+    if data["videos"]:
+        return _video_folder_datasets(config, strategy, {**common, **augmentation})
+    common.update(num_classes=model_cfg["num_classes"], multi_label=data["multi_label"])
 
     def train_fn(context):
         position.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
         return train_dataset(
             data["train"],
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
-            speed_jitter=data["speed_jitter"],
-            flip=data["flip"],
-            color_jitter=tuple(data["color_jitter"]) or None,
-            scale_range=tuple(data["scale_range"]) or None,
-            aspect_range=tuple(data["aspect_range"]),
             shuffle_buffer=data["shuffle_buffer"],
             seed=train["seed"],
             input_context=context,
@@ -109,6 +134,7 @@ def make_datasets(config, strategy, position, counter, reverse=None):
             reverse_labels=reverse,
             position=None if service else position,  # workers elsewhere cannot record where the stream is
             data_service=service,
+            **augmentation,
             **common,
         )
 
@@ -121,13 +147,39 @@ def make_datasets(config, strategy, position, counter, reverse=None):
             **common,
         )
 
+    return _distribute(strategy, train_fn, eval_fn if data["eval"] else None)
+
+
+def _distribute(strategy, train_fn, eval_fn):
+    """`(train, validation or None)` datasets of functions of an input context, spread over the replicas."""
+    import tensorflow as tf
+
     if strategy.num_replicas_in_sync > 1 and is_tf_strategy(strategy):
         train_ds = strategy.distribute_datasets_from_function(train_fn)
-        eval_ds = strategy.distribute_datasets_from_function(eval_fn) if data["eval"] else None
-    else:
-        single = tf.distribute.InputContext()
-        train_ds, eval_ds = train_fn(single), (eval_fn(single) if data["eval"] else None)
-    return train_ds, eval_ds
+        return train_ds, strategy.distribute_datasets_from_function(eval_fn) if eval_fn else None
+    single = tf.distribute.InputContext()
+    return train_fn(single), (eval_fn(single) if eval_fn else None)
+
+
+def _video_folder_datasets(config, strategy, options):
+    """`make_datasets` for `data.videos`: the folder's training and validation subsets, decoded as they run
+    (each epoch starts the stream over: a resumed run does not see exactly the clips it would have)."""
+    from mfnet_keras.data import video_dataset_from_directory
+
+    data, train = config["data"], config["train"]
+    split = data["validation_split"] or None
+
+    def subset_fn(subset):
+        def make(context):
+            batch = context.get_per_replica_batch_size(train["batch_size"])
+            ds = video_dataset_from_directory(
+                data["videos"], batch_size=batch, seed=train["seed"], validation_split=split, subset=subset, **options
+            )
+            return ds.repeat() if subset != "validation" else ds
+
+        return make
+
+    return _distribute(strategy, subset_fn("training" if split else None), subset_fn("validation") if split else None)
 
 
 def build_model(config, class_names, strategy, dtype=None):
@@ -241,13 +293,13 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     import keras
 
     from mfnet_keras.callbacks import ResumableCheckpoint
-    from mfnet_keras.data import BadDataCounter, DataPosition, records_info
+    from mfnet_keras.data import BadDataCounter, DataPosition
     from mfnet_keras.files import save_model
     from mfnet_keras.metrics import loss_and_metrics
     from mfnet_keras.optimizers import make_optimizer
     from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
-    labels, videos = records_info(config["data"]["train"])
+    labels, videos = training_set(config["data"], config["train"]["seed"])
     reverse = reverse_labels(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
     strategy = choose_strategy()  # before any TensorFlow op: multi-worker collectives are set up at start-up
     check_against_records(config, labels)
@@ -260,7 +312,7 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
     if chief:
         write_run_files(config, output, labels)
     loss, metrics = loss_and_metrics(config)
-    monitor = ("val_" if config["data"]["eval"] else "") + metrics[0].name
+    monitor = ("val_" if has_validation(config["data"]) else "") + metrics[0].name
     checkpoints = ResumableCheckpoint(
         os.path.join(output, "checkpoints"), config["train"]["save_every_steps"], steps, monitor=monitor, write=chief
     )
@@ -312,8 +364,13 @@ def main(argv=None):
     )
     parser.add_argument(
         "--config",
-        required=True,
-        help="a YAML config file, or the name of a packaged one (e.g. ucf101, synthetic_demo)",
+        help="a YAML config file, or the name of a packaged one (e.g. ucf101, synthetic_demo; "
+        "default with --videos: own_videos)",
+    )
+    parser.add_argument(
+        "--videos",
+        metavar="DIR",
+        help="train on a folder of <class>/<video> files, decoded as training runs (no packing); sets data.videos",
     )
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
@@ -332,11 +389,15 @@ def main(argv=None):
     )
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    if not (args.config or args.videos):
+        parser.error("give --config (records or videos in it) or --videos DIR")
     import_tensorflow(args.verbose)
+    name = args.config or "own_videos"
     try:
         overrides = [*args.set, *([f"data.service={args.data_service}"] if args.data_service else [])]
-        config = load_config(args.config, overrides)
-        output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+        overrides += [f"data.videos={json.dumps(args.videos)}"] if args.videos else []  # a quoted YAML string
+        config = load_config(name, overrides)
+        output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(name))[0])
         train(config, output, args.mixed_precision, args.jit_compile)
     except ConfigError as error:
         print(error, file=sys.stderr)

@@ -1,13 +1,11 @@
 """Your own videos: `video_dataset_from_directory` on real files in several codecs and sizes, and the
 five-line fine-tuning recipe (dataset, from_preset, compile, fit, predict) on every backend."""
 
-import json
 import os
 
 import av
 import numpy as np
 import pytest
-
 from commands import BACKENDS, run_on_backend
 
 # (file name, codec, pixel format, width, height): containers, codecs and shapes a user's folder may mix.
@@ -164,3 +162,27 @@ def test_five_lines_fine_tune_and_predict_on_own_videos(own_videos, small_preset
     ran = run_on_backend(backend, FIVE_LINES.format(folder=str(own_videos), preset=str(small_preset)), tensorflow=True)
     assert ran["shape"] == [2, 2] and ran["finite"] and ran["classes"] == ["left", "right"]
     assert len(ran["loss"]) == 2 and all(np.isfinite(ran["loss"]))
+
+
+SMALL_MFNET = (
+    "model.options={num_fibers: 4, stem_filters: 8, stage_filters: [16, 32, 64, 128], stage_depths: [1, 1, 1, 1]}"
+)
+
+
+def test_train_command_takes_a_folder_of_videos(own_videos, tmp_path, capsys):
+    """`mfnet-train --videos DIR`: the packaged own_videos config, its validation part reported each epoch;
+    mfnet-evaluate says in one line that it reads records."""
+    from mfnet_keras import evaluate, train
+
+    out = tmp_path / "run"
+    argv = ["--videos", str(own_videos), "--output", str(out), "--set", "model.clip_length=4", "model.crop_size=32"]
+    argv += ["train.epochs=1", "train.batch_size=2", "data.validation_split=0.25", SMALL_MFNET]
+    assert train.main(argv) == 0
+    assert (out / "labels.txt").read_text().split() == ["left", "right"]
+    header = (out / "log.csv").read_text().splitlines()[0]
+    assert "val_accuracy" in header.split(",")
+    assert (out / "model.keras").exists()
+    capsys.readouterr()
+    assert evaluate.main(["--config", str(out / "config.yaml"), "--weights", str(out / "model.keras")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: mfnet-evaluate reads packed records (data.eval)") and "\n" not in err

@@ -78,6 +78,12 @@ def tiny_config(tmp_path, records, **train_overrides):
         (["train.steps_per_epoch=-1"], "config error: train.steps_per_epoch must be >= 1, got -1"),
         (["train.label_smoothing=1"], "config error: train.label_smoothing must be in [0, 1), got 1.0"),
         (["model.num_classes=4"], "config error: model.num_classes must be >= the 8 classes of labels.txt, got 4"),
+        (["data.videos=/tmp"], "config error: data.videos replaces data.train and data.eval: set one or the other"),
+        (["data.validation_split=0.2"], "config error: data.validation_split goes with data.videos"),
+        (
+            ["data.train= data.eval="],
+            "config error: data.train (a glob of training TFRecords) or data.videos is required",
+        ),
         (
             ["data.reverse_pairs=[[move_left,nope]]"],
             "config error: data.reverse_pairs takes pairs of class names from labels.txt, got ['move_left', 'nope']",
@@ -105,10 +111,10 @@ def test_crop_larger_than_the_frames_is_a_warning(tmp_path, records, capsys):
 
 def test_shipped_configs_load_by_name():
     for name in list_configs():
-        config = load_config(name, check_paths=False)
+        config = load_config(name, ["data.videos=DIR"] if name == "own_videos" else [], check_paths=False)
         assert config["model"]["name"]
     assert load_config("ucf101.yaml", check_paths=False) == load_config("ucf101", check_paths=False)
-    listed = "hmdb51, kinetics400, synthetic_demo, synthetic_demo_2d, ucf101"
+    listed = "hmdb51, kinetics400, own_videos, synthetic_demo, synthetic_demo_2d, ucf101"
     with pytest.raises(ConfigError) as error:
         load_config("ucf_101")
     assert str(error.value) == f"config error: config file ucf_101 does not exist (packaged configs: {listed})"

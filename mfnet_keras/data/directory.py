@@ -80,7 +80,7 @@ def _videos_under(folder):
     return found
 
 
-def _split(items, validation_split, subset, seed):
+def split_subset(items, validation_split, subset, seed):
     """The `subset` of `items` (a list of sequences of equal length) after a shuffle by `seed`."""
     if not validation_split:
         return items
@@ -176,7 +176,7 @@ def video_dataset_from_directory(
             for part in SUBSETS[:2]
         )
     paths, targets, class_names = list_videos(directory, labels, class_names)
-    paths, targets = _split([paths, targets], validation_split, subset, seed)
+    paths, targets = split_subset([paths, targets], validation_split, subset, seed)
     if not paths:
         raise ValueError(f"The {subset} subset of {directory} is empty (validation_split={validation_split})")
     training = options.pop("training", subset != "validation")
