@@ -11,12 +11,13 @@ NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 NAMES = sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb"))
 
 
-def test_the_four_tutorials_are_there_with_badges_and_no_outputs():
+def test_the_five_tutorials_are_there_with_badges_and_no_outputs():
     assert NAMES == [
         "01_quickstart.ipynb",
         "02_pack_and_train.ipynb",
         "03_pretrained_finetune_export.ipynb",
         "04_inside_mfnet.ipynb",
+        "05_own_videos.ipynb",
     ]
     for name in NAMES:
         with open(os.path.join(NOTEBOOKS, name)) as f:
