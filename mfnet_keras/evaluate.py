@@ -24,6 +24,7 @@ import numpy as np
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
 from mfnet_keras.config import ConfigError, load_config
+from mfnet_keras.files import save_figure
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
@@ -121,15 +122,7 @@ def plot_per_class(per_class, path, title, metric="accuracy"):
     ax.set_ylabel(f"video-level {metric.replace('_', ' ')} (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
-    _save_figure(fig, path)
-
-
-def _save_figure(fig, path):
-    from mfnet_keras.files import replacing
-
-    fig.tight_layout()
-    with replacing(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion, class_names, path, title):
@@ -150,7 +143,7 @@ def plot_confusion(confusion, class_names, path, title):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def predict_views(model, config, pattern):

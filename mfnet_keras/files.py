@@ -34,6 +34,13 @@ def replacing(path):
             os.remove(tmp)
 
 
+def save_figure(fig, path, dpi=100):
+    """Saves a matplotlib figure as `path` (PNG by its name), laid out tight, replacing it only when done."""
+    fig.tight_layout()
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+
+
 def remove_empty_partial(folder):
     """Removes `folder/.partial/` once nothing is left in it, so a finished output folder holds its files only."""
     partial = os.path.join(folder, PARTIAL)

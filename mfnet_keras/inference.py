@@ -141,6 +141,11 @@ class Classifier:
         self.clip_length, self.crop_size = int(settings["clip_length"]), int(settings["crop_size"])
         self.short_side, self.frame_interval = int(settings["short_side"]), int(settings["frame_interval"])
 
+    @property
+    def keras_model(self):
+        """The Keras `VideoClassifier` when the runtime is Keras, else None."""
+        return self._keras
+
     def probabilities(self, clips):
         """Softmax of a batch of uint8 clips `[N, T, H, W, 3]`."""
         if self._serve is not None:

@@ -30,50 +30,79 @@ import os
 import sys
 
 import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
-from mfnet_keras.defaults import clip_span
-from mfnet_keras.inference import RUNTIME_CHOICES, Classifier, RuntimeMissing, sample_clips, top_k
+from mfnet_keras.inference import (
+    RUNTIME_CHOICES,
+    Classifier,
+    RuntimeMissing,
+    runtime_artefact,
+    sample_clips,
+    top_k,
+)
 from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
-def predict_video(classifier, path, clips=10, k=5, timeline=None):
-    """`{"video", "runtime", "frames", "fps", "width", "height", "top_k", "timeline"?, "warning"?}` for one file.
+def predict_video(classifier, path, clips=10, k=5, timeline=None, explain=None):
+    """`{"video", "runtime", "frames", "fps", "width", "height", "top_k", "timeline"?, "segments"?, "warning"?}`
+    for one file.
 
     Frames are decoded at display geometry (`width` × `height`, square pixels).
-    A truncated or partly corrupt video is classified from the frames that
-    decode, with the reason in `warning`; an unreadable one raises `VideoError`.
+    `timeline` (seconds, or a `timeline.TimelineOptions`) also classifies
+    every window of that length as the video decodes and merges them into
+    labelled segments (and a plot). `explain`, a path without extension, writes
+    the Grad-CAM of the top class on the centre clip as `explain.explain.mp4`
+    and `.png` (a Keras classifier only). A truncated or partly corrupt video is
+    classified from the frames that decode, with the reason in `warning`; an
+    unreadable one raises `VideoError`.
     """
+    from mfnet_keras import timeline as timelines
     from tfrecords_tools.video import decode_video
 
-    video = decode_video(path, short_side=classifier.short_side, keep_partial=True)
-    frames, fps = video.frames, video.fps
-    span = clip_span(classifier.clip_length, classifier.frame_interval)
-
-    def mean_probabilities(part, count):
-        """Average softmax of `count` clips spread over the frames `part`."""
-        batch = sample_clips(part, classifier.clip_length, classifier.frame_interval, count)
-        return classifier.probabilities(batch).mean(axis=0)
-
+    options = timelines.TimelineOptions(timeline) if isinstance(timeline, (int, float)) else timeline
+    if options:
+        video, windows = timelines.classify_windows(classifier, path, options.seconds, clips)
+    else:
+        video = decode_video(path, short_side=classifier.short_side, keep_partial=True)
+    frames, names = video.frames, classifier.class_names
+    whole = classifier.probabilities(sample_clips(frames, classifier.clip_length, classifier.frame_interval, clips))
     result = {
         "video": path,
         "runtime": classifier.runtime,
         "frames": len(frames),
-        "fps": fps,
+        "fps": video.fps,
         "width": int(frames[0].shape[1]),
         "height": int(frames[0].shape[0]),
-        "top_k": top_k(mean_probabilities(frames, clips), classifier.class_names, k),
+        "top_k": top_k(whole.mean(axis=0), names, k),
     }
     if video.problem:
         result["warning"] = video.problem
-    if timeline:
-        window = max(1, round(timeline * fps))
-        windows = []
-        for begin in range(0, len(frames), window):
-            part = frames[begin : begin + window]
-            count = max(1, min(clips, len(part) // max(span, 1)))
-            best = top_k(mean_probabilities(part, count), classifier.class_names, 1)[0]
-            windows.append({"start": begin / fps, "end": min(begin + window, len(frames)) / fps, **best})
-        result["timeline"] = windows
+    if options:
+        result["timeline"] = [
+            {"start": w["start"], "end": w["end"], **top_k(w["probabilities"], names, 1)[0]} for w in windows
+        ]
+        result["segments"] = timelines.segments(windows, names, options.min_score, options.smooth)
+        if options.plot:
+            timelines.plot_timeline(windows, result["segments"], names, options.plot, os.path.basename(path))
+            result["plot"] = options.plot
+    if explain:
+        result["explain"] = _explain(classifier, frames, explain, video.fps)
     return result
+
+
+def _explain(classifier, frames, stem, fps):
+    """Grad-CAM of the centre clip, written beside `stem`; what was explained and where it went."""
+    from mfnet_keras.explain import explain_clip, write_explanation
+
+    clip = sample_clips(frames, classifier.clip_length, classifier.frame_interval, 1)[0]
+    explained = explain_clip(classifier.keras_model, clip)
+    overlay, sheet = write_explanation(explained, stem, fps / classifier.frame_interval)
+    return {
+        "label": explained.label,
+        "index": explained.index,
+        "probability": explained.probability,
+        "layer": explained.layer,
+        "overlay": overlay,
+        "sheet": sheet,
+    }
 
 
 def _parser():
@@ -98,12 +127,34 @@ def _parser():
     )
     parser.add_argument("--clips", type=int, default=10, help="clips sampled over each video (default: 10)")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print (default: 5)")
-    parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also predict every SECONDS-long window")
     parser.add_argument("--json", action="store_true", help="print one JSON object per video")
+    parser.add_argument(
+        "--output", metavar="DIR", help="where --timeline and --explain write their files (default: beside the video)"
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also write where the evidence for the top class is (Grad-CAM over space and time) as "
+        "VIDEO_NAME.explain.mp4 and .png (a .keras file or preset folder)",
+    )
+    timeline = parser.add_argument_group("long videos")
+    timeline.add_argument(
+        "--timeline",
+        type=float,
+        metavar="SECONDS",
+        help="also classify every SECONDS-long window, merge the windows into labelled segments and plot them",
+    )
+    timeline.add_argument(
+        "--min-score", type=float, default=0.0, help="windows whose top probability is lower join no segment"
+    )
+    timeline.add_argument(
+        "--smooth",
+        type=int,
+        help="windows whose softmax is averaged (default: 1 with --timeline, 2 with --stream)",
+    )
     stream = parser.add_argument_group("streaming")
     stream.add_argument("--stream", metavar="SOURCE", help="classify a camera (0, /dev/video0), a URL or a long file")
     stream.add_argument("--stride", type=int, help="frames between windows (default: the model's clip length)")
-    stream.add_argument("--smooth", type=int, default=2, help="windows whose softmax is averaged (default: 2)")
     stream.add_argument("--overlay", metavar="OUT.mp4", help="also write the video with the label drawn on")
     add_verbose_argument(parser)
     return parser
@@ -116,8 +167,10 @@ def main(argv=None):
         parser.error("--clips and --top-k must be >= 1, --timeline > 0")
     if bool(args.videos) == bool(args.stream):
         parser.error("give either VIDEO files or --stream SOURCE")
-    if (args.stride is not None and args.stride < 1) or args.smooth < 1:
+    if (args.stride is not None and args.stride < 1) or (args.smooth is not None and args.smooth < 1):
         parser.error("--stride and --smooth must be >= 1")
+    if not 0 <= args.min_score <= 1:
+        parser.error("--min-score must be in [0, 1]")
     if (args.overlay or args.stride) and not args.stream:
         parser.error("--stride and --overlay go with --stream")
     if not os.path.exists(args.model):
@@ -128,8 +181,10 @@ def main(argv=None):
     import_tensorflow(args.verbose)
     from mfnet_keras.models import PresetError
 
+    if args.explain and (args.stream or runtime_artefact(args.model) or _is_saved_model(args.model)):
+        parser.error("--explain takes VIDEO files and a .keras file or preset folder (it reads the Keras model)")
     try:
-        classifier = Classifier(args.model, args.runtime)
+        classifier = Classifier(args.model, "keras" if args.explain else args.runtime)
     except RuntimeMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -143,7 +198,9 @@ def main(argv=None):
         try:
             if not os.path.isfile(path):
                 raise VideoError("no such file")
-            result = predict_video(classifier, path, args.clips, args.top_k, args.timeline)
+            stem = _output_stem(args, path)
+            timeline = _timeline_options(args, stem)
+            result = predict_video(classifier, path, args.clips, args.top_k, timeline, args.explain and stem)
         except VideoError as error:
             failed = True
             if args.json:
@@ -163,7 +220,38 @@ def main(argv=None):
             print(
                 f"  {window['start']:7.1f}-{window['end']:6.1f} s  {window['label']:<30} {100 * window['probability']:6.2f}%"
             )
+        if "segments" in result:
+            print("  segments:")
+        for segment in result.get("segments", []):
+            print(
+                f"  {segment['start']:7.1f}-{segment['end']:6.1f} s  {segment['label']:<30} {100 * segment['score']:6.2f}%"
+            )
+        if "plot" in result:
+            print(f"  plot: {result['plot']}")
+        if "explain" in result:
+            print(
+                f"  explained {result['explain']['label']}: {result['explain']['overlay']}, {result['explain']['sheet']}"
+            )
     return 1 if failed else 0
+
+
+def _output_stem(args, path):
+    """Where a video's plots and overlays go, less the suffix: `--output` or the video's folder, its name."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(args.output or os.path.dirname(os.path.abspath(path)), name)
+
+
+def _is_saved_model(path):
+    return os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb"))
+
+
+def _timeline_options(args, stem):
+    """The `TimelineOptions` of `--timeline`, `--min-score` and `--smooth`, plotted at `stem`, or None."""
+    if not args.timeline:
+        return None
+    from mfnet_keras.timeline import TimelineOptions
+
+    return TimelineOptions(args.timeline, args.min_score, args.smooth or 1, stem + ".timeline.png")
 
 
 def _stream(classifier, args):
@@ -173,7 +261,7 @@ def _stream(classifier, args):
     stats = StreamStats()
     try:
         for window in stream_windows(
-            classifier, args.stream, args.stride, args.smooth, args.top_k, args.overlay, stats
+            classifier, args.stream, args.stride, args.smooth or 2, args.top_k, args.overlay, stats
         ):
             print(json.dumps({**window, **({"dropped": stats.dropped} if stats.live else {})}), flush=True)
     except StreamError as error:

@@ -119,10 +119,13 @@ def test_predict_json_schema_and_bad_file(exported, videos, capsys):
 def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsys):
     model, out, _ = exported
     good, _ = videos
-    assert predict.main([good[0], "--model", out, "--clips", "2", "--timeline", "1"]) == 0
+    plots = tmp_path / "plots"
+    assert predict.main([good[0], "--model", out, "--clips", "2", "--timeline", "1", "--output", str(plots)]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"{good[0]} (30 frames at 10.0 fps)") and "  1. " in text
-    assert text.count(" s  ") == 3  # three 1-second windows
+    windows, segments = text.split("  segments:\n")
+    assert windows.count(" s  ") == 3  # three 1-second windows
+    assert 1 <= segments.count(" s  ") <= 3 and segments.strip().endswith(f"plot: {plots}/good0.timeline.png")
     keras_path = tmp_path / "model.keras"
     model.save(keras_path)
     assert predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json", "--runtime", "keras"]) == 0

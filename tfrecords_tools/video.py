@@ -132,11 +132,11 @@ class _Reading:
     stopped_early: bool = False  # max_frames reached: the rest was not read
 
 
-def _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps):
+def _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps, frames):
     """Decodes packet by packet, so a bad packet is counted and decoding goes on past it."""
     import av
 
-    reading, next_time = _Reading(), None
+    reading, next_time = _Reading(frames=frames if frames is not None else []), None
     packets = container.demux(stream)
     while True:
         try:
@@ -198,7 +198,7 @@ def _problem(reading, stream, container, cut):
     return None
 
 
-def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=False):
+def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=False, frames=None):
     """Decodes a video into RGB uint8 frames at its display geometry.
 
     Pixels are made square (the stream's sample aspect ratio stretches the
@@ -209,7 +209,8 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
 
     What decoded is checked against what the container declares (its byte
     size, frame count or duration) and against decoder errors, so a cut-off or
-    damaged video is caught rather than used in part.
+    damaged video is caught rather than used in part. `frames`, a list, is
+    filled as decoding goes (another thread may read it meanwhile).
 
     Returns:
         A `Video`.
@@ -239,7 +240,7 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         sar, source_fps = stream_geometry(stream)
-        reading = _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps)
+        reading = _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps, frames)
         problem = _problem(reading, stream, container, cut)
     if problem and not (keep_partial and reading.frames):
         raise VideoError(problem)
