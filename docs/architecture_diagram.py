@@ -27,6 +27,7 @@ BOXES = {
     "train / evaluate": (
         (
             "mfnet_keras.train",
+            "mfnet_keras.training_data",
             "mfnet_keras.evaluate",
             "mfnet_keras.callbacks",
             "mfnet_keras.optimizers",
@@ -41,7 +42,11 @@ BOXES = {
     ),
     "export": (("mfnet_keras.export",), 7.0, 5.8),
     "inference": (("mfnet_keras.inference",), 8.2, 4.3),
-    "predict / streaming": (("mfnet_keras.predict", "mfnet_keras.streaming"), 9.2, 5.8),
+    "predict / streaming": (
+        ("mfnet_keras.predict", "mfnet_keras.streaming", "mfnet_keras.timeline", "mfnet_keras.explain"),
+        9.2,
+        5.8,
+    ),
     "convert / profiling": (("mfnet_keras.convert", "mfnet_keras.profiling"), 8.3, 2.6),
     "demo": (("mfnet_keras.demo",), 6.0, 6.7),
     "files / downloads": (("mfnet_keras.files", "mfnet_keras.downloads"), 8.5, 1.0),

@@ -163,16 +163,7 @@ def _parser():
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.clips < 1 or args.top_k < 1 or (args.timeline is not None and args.timeline <= 0):
-        parser.error("--clips and --top-k must be >= 1, --timeline > 0")
-    if bool(args.videos) == bool(args.stream):
-        parser.error("give either VIDEO files or --stream SOURCE")
-    if (args.stride is not None and args.stride < 1) or (args.smooth is not None and args.smooth < 1):
-        parser.error("--stride and --smooth must be >= 1")
-    if not 0 <= args.min_score <= 1:
-        parser.error("--min-score must be in [0, 1]")
-    if (args.overlay or args.stride) and not args.stream:
-        parser.error("--stride and --overlay go with --stream")
+    _check_arguments(parser, args)
     if not os.path.exists(args.model):
         print(f"error: --model {args.model} does not exist", file=sys.stderr)
         return 2
@@ -181,8 +172,6 @@ def main(argv=None):
     import_tensorflow(args.verbose)
     from mfnet_keras.models import PresetError
 
-    if args.explain and (args.stream or runtime_artefact(args.model) or _is_saved_model(args.model)):
-        parser.error("--explain takes VIDEO files and a .keras file or preset folder (it reads the Keras model)")
     try:
         classifier = Classifier(args.model, "keras" if args.explain else args.runtime)
     except RuntimeMissing as error:
@@ -212,27 +201,47 @@ def main(argv=None):
             print(f"warning: {path}: {result['warning']}; classified from the frames that decode", file=sys.stderr)
         if args.json:
             print(json.dumps(result))
-            continue
-        print(f"{path} ({result['frames']} frames at {result['fps']:.1f} fps)")
-        for rank, item in enumerate(result["top_k"], 1):
-            print(f"  {rank}. {item['label']:<30} {100 * item['probability']:6.2f}%")
-        for window in result.get("timeline", []):
-            print(
-                f"  {window['start']:7.1f}-{window['end']:6.1f} s  {window['label']:<30} {100 * window['probability']:6.2f}%"
-            )
-        if "segments" in result:
-            print("  segments:")
-        for segment in result.get("segments", []):
-            print(
-                f"  {segment['start']:7.1f}-{segment['end']:6.1f} s  {segment['label']:<30} {100 * segment['score']:6.2f}%"
-            )
-        if "plot" in result:
-            print(f"  plot: {result['plot']}")
-        if "explain" in result:
-            print(
-                f"  explained {result['explain']['label']}: {result['explain']['overlay']}, {result['explain']['sheet']}"
-            )
+        else:
+            _print_result(result)
     return 1 if failed else 0
+
+
+def _check_arguments(parser, args):
+    """Exits with one usage line (code 2) for options that do not go together."""
+    if args.clips < 1 or args.top_k < 1 or (args.timeline is not None and args.timeline <= 0):
+        parser.error("--clips and --top-k must be >= 1, --timeline > 0")
+    if bool(args.videos) == bool(args.stream):
+        parser.error("give either VIDEO files or --stream SOURCE")
+    if (args.stride is not None and args.stride < 1) or (args.smooth is not None and args.smooth < 1):
+        parser.error("--stride and --smooth must be >= 1")
+    if not 0 <= args.min_score <= 1:
+        parser.error("--min-score must be in [0, 1]")
+    if (args.overlay or args.stride) and not args.stream:
+        parser.error("--stride and --overlay go with --stream")
+    if args.explain and (args.stream or runtime_artefact(args.model) or _is_saved_model(args.model)):
+        parser.error("--explain takes VIDEO files and a .keras file or preset folder (it reads the Keras model)")
+
+
+def _print_result(result):
+    """One video's result as text: its top-k, then any windows, segments and written files."""
+    path = result["video"]
+    print(f"{path} ({result['frames']} frames at {result['fps']:.1f} fps)")
+    for rank, item in enumerate(result["top_k"], 1):
+        print(f"  {rank}. {item['label']:<30} {100 * item['probability']:6.2f}%")
+    for window in result.get("timeline", []):
+        print(
+            f"  {window['start']:7.1f}-{window['end']:6.1f} s  {window['label']:<30} {100 * window['probability']:6.2f}%"
+        )
+    if "segments" in result:
+        print("  segments:")
+    for segment in result.get("segments", []):
+        print(
+            f"  {segment['start']:7.1f}-{segment['end']:6.1f} s  {segment['label']:<30} {100 * segment['score']:6.2f}%"
+        )
+    if "plot" in result:
+        print(f"  plot: {result['plot']}")
+    if "explain" in result:
+        print(f"  explained {result['explain']['label']}: {result['explain']['overlay']}, {result['explain']['sheet']}")
 
 
 def _output_stem(args, path):

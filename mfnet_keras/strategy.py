@@ -77,7 +77,7 @@ def choose_strategy(verbose=True):
     """On TensorFlow: `TPUStrategy` on a TPU runtime, `MultiWorkerMirroredStrategy` when `TF_CONFIG` names
     several workers, `MirroredStrategy` over all visible GPUs when there are several, else the default
     strategy. On JAX: `DataParallel` over every device when there are several (`KerasDistribution`). On
-    PyTorch: one device (Keras has no multi-device `fit` there; see the README)."""
+    PyTorch: one device (Keras has no multi-device `fit` there; see docs/performance.md, "Keras backends")."""
     import keras
 
     if keras.backend.backend() != "tensorflow":

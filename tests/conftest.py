@@ -37,3 +37,35 @@ def demo_records(tmp_path_factory):
     synthetic.generate(str(root / "videos"), seed=0, train_per_class=2, test_per_class=1, frames=12, size=64, workers=1)
     pack.pack_dataset(root / "videos", root / "records", layout="list", short_side=40, workers=1)
     return root / "records"
+
+
+# `make test-fast` leaves these out (`-m "not slow"`): whole modules that train, start child processes on
+# other backends or runtimes, or execute notebooks, and the slowest tests of the others.
+SLOW_MODULES = {
+    "test_backends.py",
+    "test_data_service.py",
+    "test_deploy.py",
+    "test_export.py",
+    "test_faults.py",
+    "test_notebooks.py",
+    "test_packaging.py",
+    "test_streaming.py",
+    "test_timeline_explain.py",
+}
+SLOW_TESTS = (
+    "test_demo_runs_end_to_end",
+    "test_two_worker_processes",
+    "test_training_and_evaluation_go_on_past_corrupt_shards",
+    "test_train_then_evaluate",
+    "test_mixed_precision_is_the_models_policy",
+    "test_five_lines_fine_tune_and_predict",
+    "test_every_preset_round_trips",
+    "test_docstring_examples_run",
+    "test_multi_label_training_and_evaluation",
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in SLOW_MODULES or item.name.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

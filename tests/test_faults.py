@@ -102,7 +102,7 @@ def test_a_resumed_epoch_logs_metrics_over_all_its_steps(tmp_path):
     assert counts and all(v == 8 for v in counts[0].values())  # four steps of two samples, not only the last two
 
 
-KILLS = 20  # each restart costs a TensorFlow start-up (~8 s on 2 cores)
+KILLS = 12  # each restart costs a TensorFlow start-up (~8 s on 2 cores)
 
 
 def state_written(run):

@@ -48,7 +48,7 @@ def wheel(tmp_path_factory):
 def test_the_wheel_ships_the_configs_and_class_names(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"mfnet_keras/configs/{name}.yaml" for name in list_configs()} <= names
-    assert len(list_configs()) == 5
+    assert len(list_configs()) == 6
     lists = {f"mfnet_keras/models/class_names/{name}.txt" for name in ("kinetics400", "ucf101", "hmdb51")}
     assert lists <= names
 

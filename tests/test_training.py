@@ -13,7 +13,7 @@ import pytest
 import yaml
 from test_case import build
 
-from mfnet_keras import evaluate, train
+from mfnet_keras import evaluate, train, training_data
 from mfnet_keras.config import ConfigError, list_configs, load_config
 from mfnet_keras.optimizers import SGD
 from mfnet_keras.schedules import EpochSchedule
@@ -103,7 +103,7 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, ov
 
 def test_crop_larger_than_the_frames_is_a_warning(tmp_path, records, capsys):
     config = load_config(str(tiny_config(tmp_path, records)), ["model.crop_size=64"])
-    train.check_against_records(config, [str(i) for i in range(8)])
+    training_data.check_against_records(config, [str(i) for i in range(8)])
     err = capsys.readouterr().err
     assert err.startswith("warning: model.crop_size 64 is larger than the stored frames (40x40 in ")
     assert err.strip().endswith("clips will be upscaled") and config["model"]["num_classes"] == 8
@@ -285,10 +285,10 @@ def test_two_worker_processes_train_on_loopback(tmp_path, records):
 
 
 def test_reverse_pairs_become_a_label_table():
-    assert train.reverse_labels([["a", "b"]], ["a", "b", "c"], clip_length=4) == [1, 0, 2]
-    assert train.reverse_labels([], ["a"], 4) is None
+    assert training_data.reverse_labels([["a", "b"]], ["a", "b", "c"], clip_length=4) == [1, 0, 2]
+    assert training_data.reverse_labels([], ["a"], 4) is None
     with pytest.raises(ConfigError, match=r"pairs of class names from labels.txt, got \['a', 'd'\]"):
-        train.reverse_labels([["a", "d"]], ["a", "b", "c"], clip_length=4)
+        training_data.reverse_labels([["a", "d"]], ["a", "b", "c"], clip_length=4)
 
 
 def test_sgd_l2_and_lr_multipliers_match_pytorch_rule():
