@@ -1,12 +1,14 @@
 """Your own videos: `video_dataset_from_directory` on real files in several codecs and sizes, and the
 five-line fine-tuning recipe (dataset, from_preset, compile, fit, predict) on every backend."""
 
+import json
 import os
 
 import av
 import numpy as np
 import pytest
 from commands import BACKENDS, run_on_backend
+from test_case import SMALL_MFNET
 
 # (file name, codec, pixel format, width, height): containers, codecs and shapes a user's folder may mix.
 FORMATS = (
@@ -148,10 +150,7 @@ def small_preset(tmp_path_factory):
         num_classes=5,
         clip_length=4,
         crop_size=32,
-        num_fibers=4,
-        stem_filters=8,
-        stage_filters=(16, 32, 64, 128),
-        stage_depths=(1, 1, 1, 1),
+        **SMALL_MFNET,
     )
     model.save_to_preset(str(folder))
     return folder
@@ -164,9 +163,7 @@ def test_five_lines_fine_tune_and_predict_on_own_videos(own_videos, small_preset
     assert len(ran["loss"]) == 2 and all(np.isfinite(ran["loss"]))
 
 
-SMALL_MFNET = (
-    "model.options={num_fibers: 4, stem_filters: 8, stage_filters: [16, 32, 64, 128], stage_depths: [1, 1, 1, 1]}"
-)
+SMALL_OPTIONS = f"model.options={json.dumps(SMALL_MFNET)}"  # YAML reads JSON
 
 
 def test_train_command_takes_a_folder_of_videos(own_videos, tmp_path, capsys):
@@ -176,7 +173,7 @@ def test_train_command_takes_a_folder_of_videos(own_videos, tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = ["--videos", str(own_videos), "--output", str(out), "--set", "model.clip_length=4", "model.crop_size=32"]
-    argv += ["train.epochs=1", "train.batch_size=2", "data.validation_split=0.25", SMALL_MFNET]
+    argv += ["train.epochs=1", "train.batch_size=2", "data.validation_split=0.25", SMALL_OPTIONS]
     assert train.main(argv) == 0
     assert (out / "labels.txt").read_text().split() == ["left", "right"]
     header = (out / "log.csv").read_text().splitlines()[0]

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from commands import BACKENDS, run_on_backend
+from test_case import SMALL_MFNET
 
 from mfnet_keras import predict
 from tfrecords_tools.synthetic import render_video
@@ -45,10 +46,7 @@ def motion_model(tmp_path_factory):
         clip_length=8,
         crop_size=64,
         frame_interval=2,
-        num_fibers=4,
-        stem_filters=8,
-        stage_filters=(16, 32, 64, 128),
-        stage_depths=(1, 1, 1, 1),
+        **SMALL_MFNET,
     )
     zero_init_residual(model)  # from scratch on little data: units start as the identity (as the demo's)
     epochs = 20
