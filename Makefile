@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q --durations=15
 
-# The edit loop: every test not marked slow (under 5 minutes on 2 cores); CI runs them all.
+# The edit loop: every test not marked slow (its time is not yet measured); CI runs them all.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
