@@ -116,7 +116,9 @@ def _merge(config, updates, prefix=""):
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             raise ConfigError(f"config error: unknown key {full}{hint}")
         default = config[key]
-        if isinstance(default, dict) and default and isinstance(value, dict):
+        if SCHEMA_FLAT.get(full) == {} and isinstance(value, dict):  # a free section (model.options): keys add up
+            config[key] = {**default, **value}
+        elif isinstance(default, dict) and default and isinstance(value, dict):
             _merge(default, value, f"{full}.")
         elif isinstance(default, dict) and default and not isinstance(value, dict):
             raise ConfigError(f"config error: {full} must be a section of keys, got {value!r}")

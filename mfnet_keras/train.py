@@ -135,7 +135,10 @@ def fit_epochs(model, train_ds, restart, fit, start, lengths, nan_guard):
 
 
 def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
-    """Runs (or resumes) training; returns the Keras History of the last `fit` call."""
+    """Runs (or resumes) training; returns the Keras History of the last `fit` call.
+
+    `jit_compile` compiles the step with XLA on TensorFlow (or `torch.compile` on PyTorch); on JAX the
+    step is always compiled, as un-jitted JAX runs it op by op."""
     import keras
 
     from mfnet_keras.callbacks import ResumableCheckpoint
@@ -173,7 +176,8 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         optimizer = make_optimizer(config, steps, loaded)
         if policy == "mixed_float16":  # what compile() adds under a global mixed_float16 policy
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+        jit = jit_compile or keras.backend.backend() == "jax"
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit)
     if is_multi_worker(strategy):
         enable_multi_worker_fit(model)
     callbacks, nan_guard = make_callbacks(output, checkpoints, counter, chief)
@@ -227,7 +231,7 @@ def main(argv=None):
         action="store_true",
         help="mixed_float16 on GPUs, mixed_bfloat16 on TPUs and on CPUs that have bfloat16 instructions",
     )
-    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA on TensorFlow (JAX always does)")
     parser.add_argument(
         "--data-service",
         metavar="grpc://HOST:PORT",

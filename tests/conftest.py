@@ -17,6 +17,15 @@ def keras_home(tmp_path_factory):
     os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras_home"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory):
+    """The JAX child processes share XLA's compiled programs through JAX's persistent cache (a folder of
+    the session): the same model compiled again, in a resumed run or a later test, loads instead."""
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+
+
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     """A real HTTP server on 127.0.0.1 serving `tmp_path/served`, with a cache of this test's own."""
@@ -62,6 +71,10 @@ SLOW_TESTS = (
     "test_every_preset_round_trips",
     "test_docstring_examples_run",
     "test_multi_label_training_and_evaluation",
+    "test_doctor_measures_the_pipeline_and_its_stages",
+    "test_kill_and_resume_gives_the_same_records",
+    "test_memory_stays_bounded_on_crafted_files",
+    "test_synchronized_batch_norm_uses_global_statistics",
 )
 
 

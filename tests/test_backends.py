@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from commands import BACKENDS, REPO_ROOT, run_on_backend
+from test_case import TINY_MFNET
 from torch_mfnet import MFNet, randomized, torch_logits
 
 BEFORE_RENAME = os.path.join(REPO_ROOT, "tests", "data", "before_rename")
@@ -121,7 +122,7 @@ from mfnet_keras.config import load_config
 results = {{}}
 for name, runs, mixed in {runs!r}:  # runs: the epochs of each call; several calls: stop, then resume
     config = load_config({config!r})
-    config["model"]["options"] = {{"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32]}}
+    config["model"]["options"] = {tiny!r}
     out = os.path.join({root!r}, name)
     for epochs in runs:
         config["train"]["epochs"] = epochs
@@ -148,7 +149,7 @@ def train_on(backend, tmp_path, records, runs, env=None):
         "train: {batch_size: 4, base_lr: 0.01, base_batch_size: 4, save_every_steps: 2, steps_per_epoch: 2}\n"
         "eval: {num_clips: 1, num_crops: 1, batch_size: 4}\n"
     )
-    script = TRAIN.format(runs=runs, config=str(config), root=str(tmp_path))
+    script = TRAIN.format(runs=runs, config=str(config), root=str(tmp_path), tiny=TINY_MFNET)
     ran = run_on_backend(backend, script, env=env, tensorflow=True)
     return ran, {name: np.load(tmp_path / name / "logits.npy") for name, _, _ in runs}
 

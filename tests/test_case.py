@@ -22,6 +22,8 @@ import numpy as np
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A small MF-Net 3D for tests that train: four fibers, one unit per stage.
 SMALL_MFNET = {"num_fibers": 4, "stem_filters": 8, "stage_filters": (16, 32, 64, 128), "stage_depths": (1, 1, 1, 1)}
+# A tiny one for tests that only need the machinery to run (lists: it goes into YAML configs too).
+TINY_MFNET = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32], "stage_depths": [1, 1, 1, 1]}
 
 
 def _plain(value):

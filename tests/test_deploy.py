@@ -9,13 +9,12 @@ import textwrap
 import numpy as np
 import pytest
 from commands import run_on_backend, run_without_project
-from test_case import build
+from test_case import TINY_MFNET, build
 
 from mfnet_keras import export, predict
 from tfrecords_tools.video import write_video
 
 NAMES = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
-TINY = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32], "stage_depths": [1, 1, 1, 1]}
 RUNTIME_FORMATS = ("litert", "onnx", "openvino")
 
 
@@ -23,7 +22,7 @@ RUNTIME_FORMATS = ("litert", "onnx", "openvino")
 def exported(tmp_path_factory):
     """A small classifier with random weights and non-trivial BatchNorm statistics, in every format."""
     root = tmp_path_factory.mktemp("deploy")
-    model = build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3), class_names=NAMES, **TINY)
+    model = build("mfnet3d", num_classes=6, input_shape=(4, 32, 32, 3), class_names=NAMES, **TINY_MFNET)
     rng = np.random.default_rng(0)
     for weight in model.weights:
         if weight.path.endswith("moving_mean"):
@@ -231,7 +230,7 @@ def test_a_model_trained_on_jax_exports_to_every_format_from_a_jax_process(tmp_p
     keras_file, logits = tmp_path / "jax_trained.keras", tmp_path / "logits.npy"
     formats = ["tf_saved_model", *RUNTIME_FORMATS]
     script = JAX_MODEL.format(
-        tiny=TINY,
+        tiny=TINY_MFNET,
         names=NAMES,
         clips=str(tmp_path / "clips.npy"),
         path=str(keras_file),

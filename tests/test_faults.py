@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import yaml
 from commands import LOG_LINE, user_env
-
-TINY_MODEL = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32], "stage_depths": [1, 1, 1, 1]}
+from test_case import TINY_MFNET
 
 
 def write_config(folder, records, dropout=0.0, **train):
     config = {
-        "model": {"name": "mfnet3d", "clip_length": 4, "crop_size": 32, "dropout": dropout, "options": TINY_MODEL},
+        "model": {"name": "mfnet3d", "clip_length": 4, "crop_size": 32, "dropout": dropout, "options": TINY_MFNET},
         "data": {"train": f"{records}/train-*.tfrecord", "eval": f"{records}/test-*.tfrecord", "flip": False},
         "train": {"epochs": 3, "batch_size": 2, "base_lr": 0.01, "base_batch_size": 2, "save_every_steps": 1, **train},
         "eval": {"num_clips": 1, "num_crops": 1, "batch_size": 4},

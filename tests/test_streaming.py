@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 from commands import HttpServer
-from test_case import build
+from test_case import TINY_MFNET, build
 
 from mfnet_keras import predict
 from tfrecords_tools.synthetic import render_video
@@ -19,7 +19,6 @@ from tfrecords_tools.video import write_video
 
 CLASSES = ["move_left", "move_right"]
 CLIP, SIZE, INTERVAL, HALF, FPS = 4, 32, 2, 40, 12
-TINY = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32], "stage_depths": [1, 1, 1, 1]}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def long_video(tmp_path_factory):
         class_names=CLASSES,
         frame_interval=INTERVAL,
         short_side=SIZE,
-        **TINY,
+        **TINY_MFNET,
     )
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(clips, labels, batch_size=16, epochs=10, verbose=0)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from test_case import build
+from test_case import TINY_MFNET, build
 
 from mfnet_keras import evaluate, train, training_data
 from mfnet_keras.config import ConfigError, list_configs, load_config
@@ -29,7 +29,7 @@ def records(demo_records):
 
 def tiny_config(tmp_path, records, **train_overrides):
     config = {
-        "model": {"name": "mfnet3d", "clip_length": 4, "crop_size": 32},
+        "model": {"name": "mfnet3d", "clip_length": 4, "crop_size": 32, "options": TINY_MFNET},
         "data": {"train": f"{records}/train-*.tfrecord", "eval": f"{records}/test-*.tfrecord", "flip": False},
         "train": {
             "epochs": 2,
@@ -243,7 +243,6 @@ def test_mixed_precision_is_the_models_policy_not_a_global_one(tmp_path, records
     import keras
 
     config = load_config(str(tiny_config(tmp_path, records, epochs=1, steps_per_epoch=2)))
-    config["model"]["options"] = {"num_fibers": 4, "stem_filters": 8, "stage_filters": [16, 16, 32, 32]}
     train.train(config, str(tmp_path / "run"), mixed_precision=True, verbose=0)
     assert keras.config.dtype_policy().name == "float32"  # as before the call
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False)
@@ -350,3 +349,8 @@ def test_evaluate_names_a_bad_record_in_one_line(tmp_path, records, capsys):
     assert evaluate.main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == f"error: bad eval data: corrupt JPEG in {bad} record 0" and "Traceback" not in err
+
+
+def test_set_adds_to_the_model_options_of_the_file(tmp_path, records):
+    config = load_config(str(tiny_config(tmp_path, records)), ["model.options.num_fibers=8"])
+    assert config["model"]["options"] == {**TINY_MFNET, "num_fibers": 8}
