@@ -231,7 +231,9 @@ def main(argv=None):
         action="store_true",
         help="mixed_float16 on GPUs, mixed_bfloat16 on TPUs and on CPUs that have bfloat16 instructions",
     )
-    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA on TensorFlow (JAX always does)")
+    parser.add_argument(
+        "--jit-compile", action="store_true", help="compile the train step with XLA on TensorFlow (JAX always does)"
+    )
     parser.add_argument(
         "--data-service",
         metavar="grpc://HOST:PORT",
