@@ -32,11 +32,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 profile: $(STAMP)
-	$(PY) -m mfnet_keras.profiling
+	$(PY) -m mfnet_cli.profile
 
 # The main job on the embedded synthetic dataset: videos -> TFRecords -> train 3D and 2D -> evaluate -> export.
 demo: $(STAMP)
-	$(PY) -m mfnet_keras.demo --output runs/demo
+	$(PY) -m mfnet_cli.demo --output runs/demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -35,7 +35,6 @@ BOXES = {
             "mfnet_keras.strategy",
             "mfnet_keras.config",
             "mfnet_keras.doctor",
-            "mfnet_keras.data_service",
         ),
         4.6,
         5.8,
@@ -50,9 +49,10 @@ BOXES = {
     "convert / profiling": (("mfnet_keras.convert", "mfnet_keras.profiling"), 8.3, 2.6),
     "demo": (("mfnet_keras.demo",), 6.0, 6.7),
     "files / downloads": (("mfnet_keras.files", "mfnet_keras.downloads"), 8.5, 1.0),
+    "commands (mfnet_cli)": (("mfnet_cli",), 0.9, 3.6),
 }
 # Left out: the package `mfnet_keras` itself (every module is inside it; it holds the version and the
-# oneDNN switch and imports nothing).
+# oneDNN switch, and imports `models` so that `import mfnet_keras` registers the Keras classes).
 
 
 SHARED = ("defaults", "files / downloads")

@@ -1,12 +1,13 @@
 """Multi-Fiber Networks (Chen et al., ECCV 2018) for video recognition in Keras 3.
 
-`import mfnet_keras` is light: it imports no Keras, so every command line starts
-(and answers `--help`) at once. The subpackages load on first use, e.g.
-`mfnet_keras.models` — and importing `mfnet_keras.models` (or anything that
-builds or loads a model) registers this package's Keras classes, after which
-`keras.saving.load_model` reads its `.keras` files.
+`import mfnet_keras` loads Keras and registers this package's Keras classes, so
+that `keras.saving.load_model` reads the project's `.keras` files (keras-hub's
+convention). `mfnet_keras.models` is imported with it; the other subpackages
+load on first use (`mfnet_keras.data` needs TensorFlow). The command lines live
+in `mfnet_cli`, which answers `--help` before this package loads.
 
 Examples:
+>>> import keras
 >>> import mfnet_keras
 >>> model = mfnet_keras.models.VideoClassifier.from_preset("mfnet3d", num_classes=5, load_weights=False)
 >>> model.num_classes
@@ -24,9 +25,11 @@ import sys
 if "tensorflow" not in sys.modules:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-__version__ = "0.1.0"
-_SUBPACKAGES = ("checkpoints", "data", "layers", "models", "profiling")
-__all__ = [*_SUBPACKAGES, "__version__"]
+from mfnet_keras import models  # noqa: E402  (registers the Keras classes; after the TensorFlow option above)
+from mfnet_keras.version import __version__  # noqa: E402
+
+_SUBPACKAGES = ("checkpoints", "data", "layers", "profiling")
+__all__ = [*_SUBPACKAGES, "models", "__version__"]
 
 
 def __getattr__(name):

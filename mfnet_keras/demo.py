@@ -15,22 +15,18 @@ Each step is skipped when its output is already complete, and training
 resumes where it stopped, so an interrupted demo re-runs cheaply.
 """
 
-import argparse
 import os
-import sys
 import time
 
-import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
-from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
+from mfnet_keras import evaluate, export, train
+from mfnet_keras.config import load_config
+from mfnet_keras.files import write_json
+from tfrecords_tools import pack, synthetic
 
 
 def run(output="runs/demo", overrides=(), synthetic_options=None, short_side=128):
     """Runs the demo; `overrides` (`key=value`) apply to both configs, `synthetic_options` are
     `tfrecords_tools.synthetic.generate` arguments (tests use them for a small, fast run)."""
-    from mfnet_keras import evaluate, export, train
-    from mfnet_keras.config import load_config
-    from mfnet_keras.files import write_json
-    from tfrecords_tools import pack, synthetic
 
     started = time.time()
     videos = os.path.join(output, "videos")
@@ -83,27 +79,3 @@ def run(output="runs/demo", overrides=(), synthetic_options=None, short_side=128
     )
     print(f"chance {100 * report['chance']:.1f}%; total {report['seconds'] / 60:.1f} min; {output}/report.json")
     return report
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mfnet-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default="runs/demo", help="demo folder (default: runs/demo)")
-    parser.add_argument(
-        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override keys of both configs"
-    )
-    add_verbose_argument(parser)
-    args = parser.parse_args(argv)
-    import_tensorflow(args.verbose)
-    from mfnet_keras.config import ConfigError
-    from tfrecords_tools.pack import UsageError
-
-    try:
-        run(args.output, args.set)
-    except (ConfigError, UsageError) as error:
-        print(error if isinstance(error, ConfigError) else f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

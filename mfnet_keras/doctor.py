@@ -11,13 +11,16 @@ kind decode that many clips (tf.data service workers add cores:
 `mfnet-data-service`).
 """
 
-import argparse
-import json
 import math
-import sys
 import time
 
-from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mfnet_keras.data import records, throughput, train_dataset
+from mfnet_keras.defaults import default_short_side
+from tfrecords_tools import schema
 
 ADVICE = {
     "read": "reading the files bounds the pipeline: put the records on local or faster storage",
@@ -31,10 +34,6 @@ ADVICE = {
 
 def first_frame_size(file_pattern):
     """`(height, width)` of the first record's frames, as `tfrecords_tools.pack` stored them."""
-    import tensorflow as tf
-
-    from mfnet_keras.data import records
-    from tfrecords_tools import schema
 
     for serialized in tf.data.TFRecordDataset(records.list_files(file_pattern)[:1]).take(1):
         context = schema.parse_sequence_example(serialized)[1]
@@ -44,8 +43,6 @@ def first_frame_size(file_pattern):
 
 def step_seconds(model, batch_size, clip_length, crop_size, steps=1):
     """Median seconds of a training step of `model` (SGD, cross-entropy) on random clips of this size."""
-    import keras
-    import numpy as np
 
     shape = (batch_size, clip_length, crop_size, crop_size, 3)
     x = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
@@ -63,7 +60,6 @@ def step_seconds(model, batch_size, clip_length, crop_size, steps=1):
 
 def shorter_side_advice(frame_size, crop_size):
     """What packing at a shorter side would save, or how to decode less when it would not."""
-    from mfnet_keras.defaults import default_short_side
 
     stored, wanted = min(frame_size), default_short_side(crop_size)
     if stored > wanted * 1.1:
@@ -91,7 +87,6 @@ def advise(report):
 def diagnose(file_pattern, model=None, clip_length=16, crop_size=224, batch_size=8, step_rate=None, seconds=6.0):
     """The doctor's findings as a dict: pipeline clips/s (and per core), stage costs (core-ms per clip),
     the stage that bounds it, `model`'s step time here, the cores `step_rate` steps/s need, and advice."""
-    from mfnet_keras.data import throughput, train_dataset
 
     cores = throughput.cores()
     ds = train_dataset(file_pattern, batch_size, seed=0, clip_length=clip_length, crop_size=crop_size).repeat()
@@ -148,53 +143,3 @@ def format_report(report):
             f"{report['cores_needed']:.1f} cores like these"
         )
     return lines + ["advice:"] + [f"  - {line}" for line in report["advice"]]
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="mfnet-doctor",
-        description="Measure the training input pipeline on this machine: clips/s per core, the stage that "
-        "bounds it, and the cores an accelerator's step rate needs.",
-    )
-    parser.add_argument("records", help="glob of training TFRecords (quote it)")
-    parser.add_argument("--model", help="a preset name, preset folder or .keras file: also time its training step")
-    parser.add_argument("--clip-length", type=int, help="frames per clip (default: the model's, else 16)")
-    parser.add_argument("--crop-size", type=int, help="clip height and width (default: the model's, else 224)")
-    parser.add_argument("--batch-size", type=int, default=8, help="clips per training step (default: 8)")
-    parser.add_argument("--step-rate", type=float, help="an accelerator's training steps per second to feed")
-    parser.add_argument("--seconds", type=float, default=6.0, help="timing of the whole pipeline (default: 6)")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    add_verbose_argument(parser)
-    args = parser.parse_args(argv)
-    for name in ("clip_length", "crop_size", "batch_size", "step_rate", "seconds"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    tf = import_tensorflow(args.verbose)
-    from mfnet_keras.models import VideoClassifier, load_model
-    from mfnet_keras.models.preset_checks import PresetError
-
-    try:
-        model = load_model(args.model) if args.model else None
-        sizes = model.preprocessor if model is not None else None
-        clip_length = args.clip_length or (sizes.clip_length if sizes else 16)
-        crop_size = args.crop_size or (sizes.crop_size if sizes else 224)
-        if model is not None and clip_length != sizes.clip_length:
-            if args.model.endswith(".keras"):
-                raise ValueError(f"{args.model} takes clips of {sizes.clip_length} frames, not {clip_length}")
-            model = VideoClassifier.from_preset(args.model, load_weights=False, clip_length=clip_length)
-        report = diagnose(args.records, model, clip_length, crop_size, args.batch_size, args.step_rate, args.seconds)
-    except (ValueError, PresetError, OSError, tf.errors.OpError) as error:
-        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(json.dumps(report) if args.json else "\n".join(format_report(report)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

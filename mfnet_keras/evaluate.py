@@ -13,7 +13,6 @@ mean average precision (`video_map`, `clip_map`, per-class `average_precision`,
 plotted in `per_class_average_precision.png`).
 """
 
-import argparse
 import math
 import os
 import re
@@ -21,11 +20,14 @@ import sys
 import time
 
 import numpy as np
+from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
+from tqdm import tqdm
 
-import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
-from mfnet_keras.config import ConfigError, load_config
-from mfnet_keras.files import save_figure
-from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
+from mfnet_keras import models
+from mfnet_keras.config import ConfigError
+from mfnet_keras.data import make_dataset, records_info
+from mfnet_keras.files import save_figure, write_json
+from mfnet_keras.inference import softmax
 
 
 def sigmoid(logits):
@@ -108,7 +110,6 @@ def video_metrics(probs, labels, video_index, class_names):
 
 
 def plot_per_class(per_class, path, title, metric="accuracy"):
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     items = sorted(((v[metric], k) for k, v in per_class.items() if v[metric] is not None), reverse=True)
     fig = Figure(figsize=(max(6, 0.35 * len(items)), 4))
@@ -126,7 +127,6 @@ def plot_per_class(per_class, path, title, metric="accuracy"):
 
 
 def plot_confusion(confusion, class_names, path, title):
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     confusion = np.asarray(confusion, float)
     rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
@@ -149,10 +149,6 @@ def plot_confusion(confusion, class_names, path, title):
 def predict_views(model, config, pattern):
     """`(probs, labels, video_index)` over every view of the eval records: softmax, or sigmoid and
     multi-hot labels with `data.multi_label`. Clip size, resize and frame interval are the model's."""
-    from tqdm import tqdm
-
-    from mfnet_keras.data import make_dataset, records_info
-    from mfnet_keras.inference import softmax
 
     data, eval_cfg, pre = config["data"], config["eval"], model.preprocessor
     ds = make_dataset(
@@ -185,15 +181,13 @@ def check_records(config):
     if config["data"]["videos"]:
         raise ConfigError(
             "config error: mfnet-evaluate reads packed records (data.eval): pack data.videos with "
-            "python -m tfrecords_tools.pack first (training reports the held-out videos' accuracy as val_accuracy)"
+            "mfnet-pack first (training reports the held-out videos' accuracy as val_accuracy)"
         )
 
 
 def evaluate(config, weights, output):
     """Evaluates the classifier at `weights` (a `.keras` file or a preset handle) on `data.eval`
     (else `data.train`); writes the report and plots; returns the report. Class names are the model's."""
-    from mfnet_keras import models
-    from mfnet_keras.files import write_json
 
     check_records(config)
     started = time.time()
@@ -237,49 +231,6 @@ def _plot_and_print(report, class_names, output, name):
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="mfnet-evaluate",
-        description="Multi-view evaluation: video/clip accuracy, per-class accuracy plot, confusion matrix.",
-    )
-    parser.add_argument(
-        "--config",
-        required=True,
-        help="the training config (data, clip size, eval views): a file or a packaged config's name",
-    )
-    parser.add_argument(
-        "--weights", required=True, help="a .keras classifier (e.g. runs/NAME/model.keras) or a preset folder"
-    )
-    parser.add_argument(
-        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
-    )
-    parser.add_argument("--output", help="report folder (default: <weights folder>/eval)")
-    add_verbose_argument(parser)
-    args = parser.parse_args(argv)
-    import_tensorflow(args.verbose)
-    try:
-        config = load_config(args.config, args.set)
-        if not os.path.exists(args.weights):
-            raise ConfigError(f"config error: --weights {args.weights} does not exist")
-        check_records(config)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
-    import tensorflow as tf
-
-    from mfnet_keras.models import PresetError
-
-    try:
-        evaluate(config, args.weights, args.output or os.path.join(os.path.dirname(args.weights) or ".", "eval"))
-    except tf.errors.InvalidArgumentError as error:  # bad eval data: the message names the file and record
-        print(f"error: {data_error_text(error)}", file=sys.stderr)
-        return 1
-    except PresetError as error:  # a model file or preset that Keras or our checks refuse
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def data_error_text(error):
     """The part of a data error that says what and where, without TensorFlow's graph and op details."""
     text = " ".join(str(error.message).split())
@@ -287,7 +238,3 @@ def data_error_text(error):
         r"([^:]*example id: .*?)(?: \[\[|$)", text
     )
     return (found.group(1) if found else text).replace("] [", " ").strip("[]")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

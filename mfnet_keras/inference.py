@@ -36,7 +36,7 @@ _RUNTIMES = {
 
 def runtime_artefact(path):
     """The LiteRT / ONNX / OpenVINO file `path` names (itself, or the one in an export folder), or None."""
-    from mfnet_keras.export import ARTEFACTS, SIDECAR
+    from mfnet_keras.export.artefacts import ARTEFACTS, SIDECAR
 
     if os.path.isdir(path) and os.path.exists(os.path.join(path, SIDECAR)):
         with open(os.path.join(path, SIDECAR)) as f:
@@ -113,14 +113,14 @@ class Classifier:
         if artefact is None and os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             import tensorflow as tf
 
-            from mfnet_keras.export import saved_model_settings
+            from mfnet_keras.export.saved_model import saved_model_settings
 
             loaded = tf.saved_model.load(path)
             self._serve, self.runtime = loaded.signatures["serving_default"], "tensorflow"
             self.class_names, settings = saved_model_settings(loaded)
         elif artefact is None:
             if runtime == "openvino" or (runtime == "auto" and os.path.exists(path) and _installed("openvino")):
-                from mfnet_keras.export import cached_runtime_export
+                from mfnet_keras.export.runtime import cached_runtime_export
 
                 artefact = cached_runtime_export(path, "openvino")
             else:
@@ -130,7 +130,7 @@ class Classifier:
                 self._keras, self.runtime = model, "keras"
                 self.class_names, settings = list(model.class_names), model.preprocessor.get_config()
         if artefact is not None:
-            from mfnet_keras.export import SIDECAR
+            from mfnet_keras.export.artefacts import SIDECAR
             from mfnet_keras.models import VideoClassifierPreprocessor
 
             with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:

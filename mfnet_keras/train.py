@@ -14,18 +14,31 @@ continues from the last saved step. Writes to the output folder:
 (the final `VideoClassifier`, carrying its class names and preprocessing).
 """
 
-import argparse
-import json
 import math
 import os
 import sys
 import warnings
 
-import mfnet_keras  # noqa: F401  (TensorFlow options, before TensorFlow loads)
-from mfnet_keras.config import ConfigError, has_validation, load_config
-from mfnet_keras.strategy import is_tf_strategy, mixed_policy
+import keras
+import yaml
+
+from mfnet_keras import initialization
+from mfnet_keras.callbacks import EpochLog, ResumableCheckpoint, TerminateOnNaN
+from mfnet_keras.config import has_validation
+from mfnet_keras.data import BadDataCounter, BadDataLogger, DataPosition
+from mfnet_keras.files import save_model, write_text
+from mfnet_keras.metrics import loss_and_metrics
+from mfnet_keras.models import VideoClassifier
+from mfnet_keras.optimizers import make_optimizer
+from mfnet_keras.strategy import (
+    choose_strategy,
+    enable_multi_worker_fit,
+    is_multi_worker,
+    is_tf_strategy,
+    mixed_policy,
+    worker_role,
+)
 from mfnet_keras.training_data import check_against_records, make_datasets, reverse_labels, training_set
-from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
 
 
 def build_model(config, class_names, strategy, dtype=None):
@@ -34,8 +47,6 @@ def build_model(config, class_names, strategy, dtype=None):
 
     `dtype`: the layers' dtype policy, e.g. "mixed_float16" (the global policy is left alone).
     """
-    from mfnet_keras import initialization
-    from mfnet_keras.models import VideoClassifier
 
     model_cfg, data = config["model"], config["data"]
     classes = model_cfg["num_classes"]
@@ -67,9 +78,6 @@ def build_model(config, class_names, strategy, dtype=None):
 
 def write_run_files(config, output, labels):
     """The resolved `config.yaml` and the class names' `labels.txt` in the run folder."""
-    import yaml
-
-    from mfnet_keras.files import write_text
 
     write_text(os.path.join(output, "config.yaml"), yaml.safe_dump(config, sort_keys=False))
     if labels:
@@ -79,10 +87,6 @@ def write_run_files(config, output, labels):
 def make_callbacks(output, checkpoints, counter, chief):
     """`(callbacks, nan_guard)` of a run: checkpoints, the NaN guard, bad-data logs, and on the chief the
     CSV log and TensorBoard (the other workers hold the same weights and read the chief's checkpoints)."""
-    import keras
-
-    from mfnet_keras.callbacks import EpochLog, TerminateOnNaN
-    from mfnet_keras.data import BadDataLogger
 
     nan_guard = TerminateOnNaN()
     callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
@@ -139,14 +143,6 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
 
     `jit_compile` compiles the step with XLA on TensorFlow (or `torch.compile` on PyTorch); on JAX the
     step is always compiled, as un-jitted JAX runs it op by op."""
-    import keras
-
-    from mfnet_keras.callbacks import ResumableCheckpoint
-    from mfnet_keras.data import BadDataCounter, DataPosition
-    from mfnet_keras.files import save_model
-    from mfnet_keras.metrics import loss_and_metrics
-    from mfnet_keras.optimizers import make_optimizer
-    from mfnet_keras.strategy import choose_strategy, enable_multi_worker_fit, is_multi_worker, worker_role
 
     labels, videos = training_set(config["data"], config["train"]["seed"])
     reverse = reverse_labels(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])
@@ -204,61 +200,3 @@ def train(config, output, mixed_precision=False, jit_compile=False, verbose="aut
         save_model(model, os.path.join(output, "checkpoints", "last.keras"))
         print(f"saved {os.path.join(output, 'model.keras')}")
     return history
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="mfnet-train",
-        description="Train an MF-Net (or another registered model) on packed TFRecords. "
-        "Re-running the same command resumes an interrupted run.",
-    )
-    parser.add_argument(
-        "--config",
-        help="a YAML config file, or the name of a packaged one (e.g. ucf101, synthetic_demo; "
-        "default with --videos: own_videos)",
-    )
-    parser.add_argument(
-        "--videos",
-        metavar="DIR",
-        help="train on a folder of <class>/<video> files, decoded as training runs (no packing); sets data.videos",
-    )
-    parser.add_argument(
-        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys (repeatable)"
-    )
-    parser.add_argument("--output", help="run folder (default: runs/<config name>)")
-    parser.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help="mixed_float16 on GPUs, mixed_bfloat16 on TPUs and on CPUs that have bfloat16 instructions",
-    )
-    parser.add_argument(
-        "--jit-compile", action="store_true", help="compile the train step with XLA on TensorFlow (JAX always does)"
-    )
-    parser.add_argument(
-        "--data-service",
-        metavar="grpc://HOST:PORT",
-        help="decode training clips on tf.data service workers (mfnet-data-service); sets data.service",
-    )
-    add_verbose_argument(parser)
-    args = parser.parse_args(argv)
-    if not (args.config or args.videos):
-        parser.error("give --config (records or videos in it) or --videos DIR")
-    import_tensorflow(args.verbose)
-    name = args.config or "own_videos"
-    try:
-        overrides = [*args.set, *([f"data.service={args.data_service}"] if args.data_service else [])]
-        overrides += [f"data.videos={json.dumps(args.videos)}"] if args.videos else []  # a quoted YAML string
-        config = load_config(name, overrides)
-        output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(name))[0])
-        train(config, output, args.mixed_precision, args.jit_compile)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except (RuntimeError, OSError) as error:  # NaN loss; a full, read-only or missing output folder
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

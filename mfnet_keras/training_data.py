@@ -4,8 +4,13 @@ over the strategy's replicas. `train` calls it."""
 
 import sys
 
+import tensorflow as tf
+
 from mfnet_keras.config import ConfigError
+from mfnet_keras.data import eval_dataset, train_dataset, video_dataset_from_directory
+from mfnet_keras.data.directory import list_videos, split_subset
 from mfnet_keras.strategy import is_tf_strategy
+from tfrecords_tools import schema
 
 
 def training_set(data, seed):
@@ -15,7 +20,6 @@ def training_set(data, seed):
         from mfnet_keras.data import records_info
 
         return records_info(data["train"])
-    from mfnet_keras.data.directory import list_videos, split_subset
 
     paths, _, names = list_videos(data["videos"])
     subset = "training" if data["validation_split"] else None
@@ -26,9 +30,6 @@ def check_against_records(config, labels):
     """Sets `model.num_classes` from the class names (`labels.txt` or the class folders) when unset, refuses
     fewer classes than they name, and warns when the crop is larger than the stored frames (clips would be
     upscaled)."""
-    import tensorflow as tf
-
-    from tfrecords_tools import schema
 
     classes, source = config["model"]["num_classes"], "the class folders" if config["data"]["videos"] else "labels.txt"
     if classes is None:
@@ -83,8 +84,6 @@ def make_datasets(config, strategy, position, counter, reverse=None):
     elements, `reverse` `reverse_labels`'s table.
     """
 
-    from mfnet_keras.data import eval_dataset, train_dataset
-
     data, model_cfg, train = config["data"], config["model"], config["train"]
     service = data["service"] or None
     common = dict(
@@ -133,7 +132,6 @@ def make_datasets(config, strategy, position, counter, reverse=None):
 
 def _distribute(strategy, train_fn, eval_fn):
     """`(train, validation or None)` datasets of functions of an input context, spread over the replicas."""
-    import tensorflow as tf
 
     if strategy.num_replicas_in_sync > 1 and is_tf_strategy(strategy):
         train_ds = strategy.distribute_datasets_from_function(train_fn)
@@ -145,7 +143,6 @@ def _distribute(strategy, train_fn, eval_fn):
 def _video_folder_datasets(config, strategy, options):
     """`make_datasets` for `data.videos`: the folder's training and validation subsets, decoded as they run
     (each epoch starts the stream over: a resumed run does not see exactly the clips it would have)."""
-    from mfnet_keras.data import video_dataset_from_directory
 
     data, train = config["data"], config["train"]
     split = data["validation_split"] or None

@@ -76,9 +76,9 @@ def run_on_backend(backend, script, timeout=600, env=None, tensorflow=False):
 
 def cached_files():
     """What the preset cache (`$KERAS_HOME/mfnet_keras`) holds, sorted."""
-    from mfnet_keras.models import preset_utils
+    from mfnet_keras.models import preset_handles
 
-    return sorted(os.listdir(preset_utils.cache_dir())) if os.path.isdir(preset_utils.cache_dir()) else []
+    return sorted(os.listdir(preset_handles.cache_dir())) if os.path.isdir(preset_handles.cache_dir()) else []
 
 
 class HttpServer:

@@ -66,7 +66,7 @@ def assert_keras_round_trip(tmp_path, cases, atol=0.0):
     script = textwrap.dedent(
         f"""
         import os, sys
-        import mfnet_keras.models, keras, numpy as np  # registers the classes
+        import keras, mfnet_keras, numpy as np  # `import mfnet_keras` registers the classes (keras-hub's habit)
         for i in {jobs!r}:
             model = keras.saving.load_model(os.path.join({str(tmp_path)!r}, f"model_{{i}}.keras"))
             x = np.load(os.path.join({str(tmp_path)!r}, f"x_{{i}}.npy"))

@@ -14,7 +14,7 @@ import zipfile
 import pytest
 import torch
 
-from mfnet_keras.convert import main as convert_main
+from mfnet_cli.convert import main as convert_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFUSED = [
@@ -172,8 +172,8 @@ def test_memory_stays_bounded_on_crafted_files(crafted, tmp_path):
     script = textwrap.dedent(
         f"""
         import json
-        from mfnet_keras.convert import main
-        from tfrecords_tools.quiet import import_tensorflow
+        from mfnet_cli.convert import main
+        from mfnet_cli.quiet import import_tensorflow
 
         def peak():
             for line in open("/proc/self/status"):

@@ -12,6 +12,7 @@ import keras
 import pytest
 from test_training import _free_ports, tiny_config
 
+import mfnet_cli.train
 from mfnet_keras import train
 from mfnet_keras.config import ConfigError, load_config
 from mfnet_keras.data.service import check_address
@@ -22,7 +23,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def start_server(*args):
     """`mfnet-data-service ARGS` in its own process, once it has printed where it listens (that line too)."""
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "mfnet_keras.data_service", *args]
+    command = [sys.executable, "-m", "mfnet_cli.data_service", *args]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return process, process.stdout.readline().strip()
 
@@ -75,7 +76,9 @@ def test_service_addresses_are_checked_in_one_line(tmp_path, demo_records, capsy
     with pytest.raises(ValueError, match=r"^a tf.data service address is grpc://HOST:PORT. Received: 'http://h:1'$"):
         check_address("http://h:1")
     path = tiny_config(tmp_path, demo_records)
-    assert train.main(["--config", str(path), "--output", str(tmp_path / "run"), "--data-service", "host"]) == 2
+    assert (
+        mfnet_cli.train.main(["--config", str(path), "--output", str(tmp_path / "run"), "--data-service", "host"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err == "config error: data.service: a tf.data service address is grpc://HOST:PORT. Received: 'host'"
     with pytest.raises(ConfigError):

@@ -11,7 +11,9 @@ import pytest
 from commands import run_on_backend, run_without_project
 from test_case import TINY_MFNET, build
 
-from mfnet_keras import export, predict
+import mfnet_cli.export
+import mfnet_cli.predict
+from mfnet_keras import export
 from tfrecords_tools.video import write_video
 
 NAMES = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
@@ -95,7 +97,7 @@ def test_predict_gives_the_same_answer_with_every_format(exported, tmp_path, cap
     # The .keras file by default runs on the fastest runtime installed (OpenVINO), once exported and cached.
     for format, path in [*paths.items(), ("keras-auto", paths["keras"])]:
         runtime = ["--runtime", "keras"] if format == "keras" else []
-        assert predict.main([video, "--model", path, "--clips", "2", "--json", *runtime]) == 0, format
+        assert mfnet_cli.predict.main([video, "--model", path, "--clips", "2", "--json", *runtime]) == 0, format
         result = json.loads(capsys.readouterr().out)
         answers[format], runtimes[format] = result["top_k"], result["runtime"]
     assert runtimes == {
@@ -117,10 +119,10 @@ def test_predict_gives_the_same_answer_with_every_format(exported, tmp_path, cap
 def test_a_missing_runtime_or_exporter_is_one_line(exported, tmp_path, monkeypatch, capsys):
     _, paths, _ = exported
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    assert predict.main(["any.mp4", "--model", paths["onnx"]]) == 2
+    assert mfnet_cli.predict.main(["any.mp4", "--model", paths["onnx"]]) == 2
     assert capsys.readouterr().err == f"error: {paths['onnx']}/model.onnx needs onnxruntime: pip install onnxruntime\n"
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
-    assert export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), "--format", "onnx"]) == 2
+    assert mfnet_cli.export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), "--format", "onnx"]) == 2
     assert capsys.readouterr().err == (
         "error: --format onnx needs tf2onnx: pip install tf2onnx (or 'mfnet-keras[export]')\n"
     )
@@ -193,7 +195,7 @@ def test_int8_models_are_integer_and_agree_with_keras(exported, demo_records, tm
 )
 def test_bad_int8_arguments_are_one_line(exported, tmp_path, capsys, args, message):
     _, paths, _ = exported
-    assert export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), *args]) == 2
+    assert mfnet_cli.export.main(["--weights", paths["keras"], "--out", str(tmp_path / "x"), *args]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
     assert not os.path.exists(tmp_path / "x")
 
@@ -212,13 +214,13 @@ clips = np.load({clips!r})
 model.fit(clips, np.arange(2), epochs=1, verbose=0)  # trained on JAX: BatchNorm statistics move too
 model.save({path!r})
 np.save({logits!r}, keras.ops.convert_to_numpy(model.predict(clips, verbose=0)))
-from mfnet_keras import export  # the command line's main, in this JAX process: each format in a TensorFlow child
+import mfnet_cli.export  # the command line's main, in this JAX process: each format in a TensorFlow child
 
 written = {{}}
 for format in {formats!r}:
     argv = ["--weights", {path!r}, "--out", os.path.join({root!r}, format), "--format", format]
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        assert export.main(argv) == 0, format
+        assert mfnet_cli.export.main(argv) == 0, format
     written[format] = json.loads(printed.getvalue().strip().splitlines()[-1])
 print(json.dumps({{"backend": keras.backend.backend(), "written": written}}))
 """

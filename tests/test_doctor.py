@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import mfnet_cli.doctor
 from mfnet_keras import doctor
 from mfnet_keras.data import throughput
 
@@ -11,7 +12,7 @@ from mfnet_keras.data import throughput
 def test_doctor_measures_the_pipeline_and_its_stages(demo_records, capsys):
     pattern = str(demo_records / "train-*.tfrecord")
     argv = [pattern, "--clip-length", "4", "--crop-size", "32", "--batch-size", "4", "--seconds", "1.5"]
-    assert doctor.main([*argv, "--step-rate", "10", "--json"]) == 0
+    assert mfnet_cli.doctor.main([*argv, "--step-rate", "10", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["frame_size"] == [40, 40] and report["cores"] == throughput.cores()
     costs = report["stage_core_ms_per_clip"]
@@ -25,7 +26,7 @@ def test_doctor_measures_the_pipeline_and_its_stages(demo_records, capsys):
     assert 1 / 3 < (1000 / sum(costs.values())) / per_core < 3
     assert report["advice"][0].startswith(doctor.ADVICE[report["bound"]].split(":")[0])
 
-    assert doctor.main(argv) == 0
+    assert mfnet_cli.doctor.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"records: {pattern} (frames 40x40)"
     assert lines[2].startswith("pipeline: ") and lines[2].endswith(" clips/s per core")
@@ -41,7 +42,7 @@ def test_doctor_measures_the_pipeline_and_its_stages(demo_records, capsys):
 )
 def test_doctor_errors_are_one_line(argv, message, capsys):
     try:
-        code = doctor.main(argv)
+        code = mfnet_cli.doctor.main(argv)
     except SystemExit as exit:  # argparse's own errors
         code = exit.code
     assert code == 2

@@ -12,9 +12,9 @@ from commands import run_without_project
 from test_case import build
 from video_files import write_noise_video
 
-from mfnet_keras import predict
+import mfnet_cli.export
+import mfnet_cli.predict
 from mfnet_keras.export import export_saved_model
-from mfnet_keras.export import main as export_main
 from tfrecords_tools import schema
 from tfrecords_tools.video import encode_jpeg, write_video
 
@@ -100,7 +100,7 @@ def videos(tmp_path_factory):
 def test_predict_json_schema_and_bad_file(exported, videos, capsys):
     _, out, _ = exported
     good, bad = videos
-    code = predict.main([good[0], bad, good[1], "--model", out, "--clips", "3", "--top-k", "3", "--json"])
+    code = mfnet_cli.predict.main([good[0], bad, good[1], "--model", out, "--clips", "3", "--top-k", "3", "--json"])
     assert code == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["video"] for line in lines] == [good[0], bad, good[1]]
@@ -120,7 +120,10 @@ def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsy
     model, out, _ = exported
     good, _ = videos
     plots = tmp_path / "plots"
-    assert predict.main([good[0], "--model", out, "--clips", "2", "--timeline", "1", "--output", str(plots)]) == 0
+    assert (
+        mfnet_cli.predict.main([good[0], "--model", out, "--clips", "2", "--timeline", "1", "--output", str(plots)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert text.startswith(f"{good[0]} (30 frames at 10.0 fps)") and "  1. " in text
     windows, segments = text.split("  segments:\n")
@@ -128,7 +131,10 @@ def test_predict_text_timeline_and_keras_model(exported, videos, tmp_path, capsy
     assert 1 <= segments.count(" s  ") <= 3 and segments.strip().endswith(f"plot: {plots}/good0.timeline.png")
     keras_path = tmp_path / "model.keras"
     model.save(keras_path)
-    assert predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json", "--runtime", "keras"]) == 0
+    assert (
+        mfnet_cli.predict.main([good[0], "--model", str(keras_path), "--clips", "2", "--json", "--runtime", "keras"])
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["top_k"]) == 5
 
 
@@ -141,19 +147,22 @@ def test_a_keras_file_or_a_preset_folder_alone_exports_and_predicts(exported, vi
     tops = []
     for source in (str(tmp_path / "model.keras"), str(tmp_path / "preset")):
         out = tmp_path / f"out_{len(tops)}"
-        assert export_main(["--weights", source, "--out", str(out)]) == 0
+        assert mfnet_cli.export.main(["--weights", source, "--out", str(out)]) == 0
         assert (out / "saved_model.pb").exists() and (out / "model.keras").exists()
         assert (out / "assets" / "labels.txt").read_text().split() == NAMES
         capsys.readouterr()
         for predictor in (source, str(out)):
-            assert predict.main([good[0], "--model", predictor, "--clips", "2", "--json", "--runtime", "keras"]) == 0
+            assert (
+                mfnet_cli.predict.main([good[0], "--model", predictor, "--clips", "2", "--json", "--runtime", "keras"])
+                == 0
+            )
             tops.append(json.loads(capsys.readouterr().out)["top_k"])
-    assert predict.main([good[0], "--model", saved_model, "--clips", "2", "--json"]) == 0
+    assert mfnet_cli.predict.main([good[0], "--model", saved_model, "--clips", "2", "--json"]) == 0
     tops.append(json.loads(capsys.readouterr().out)["top_k"])
     assert all([t["label"] for t in top] == [t["label"] for t in tops[0]] for top in tops), tops
     for top in tops:
         np.testing.assert_allclose([t["probability"] for t in top], [t["probability"] for t in tops[0]], atol=1e-5)
-    assert export_main(["--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x")]) == 2
+    assert mfnet_cli.export.main(["--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x")]) == 2
 
 
 def test_predict_sees_display_aspect_and_warns_on_truncated_video(exported, tmp_path, capsys):
@@ -163,7 +172,7 @@ def test_predict_sees_display_aspect_and_warns_on_truncated_video(exported, tmp_
     data = (tmp_path / "whole.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
     paths = [str(tmp_path / name) for name in ("tv.mp4", "cut.mp4")]
-    assert predict.main([*paths, "--model", out, "--clips", "2", "--json"]) == 0
+    assert mfnet_cli.predict.main([*paths, "--model", out, "--clips", "2", "--json"]) == 0
     captured = capsys.readouterr()
     tv, cut = (json.loads(line) for line in captured.out.strip().splitlines())
     # 2:1 displayed; at this model's 37-pixel short side, even sizes (74x36) leave 2.8 % of rounding

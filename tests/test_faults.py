@@ -31,7 +31,7 @@ def write_config(folder, records, dropout=0.0, **train):
 
 
 def train_command(config, out):
-    return [sys.executable, "-m", "mfnet_keras.train", "--config", str(config), "--output", str(out)]
+    return [sys.executable, "-m", "mfnet_cli.train", "--config", str(config), "--output", str(out)]
 
 
 def check_files_open(run):

@@ -15,10 +15,10 @@ from test_case import (
     raw_clips,
 )
 
+from mfnet_cli.profile import main as profile_main
 from mfnet_keras import models, profiling
 from mfnet_keras.checkpoints.key_mapping import checkpoint_key, keras_path
 from mfnet_keras.layers import walk_layers
-from mfnet_keras.profiling import main as profile_main
 from mfnet_keras.profiling import profile_rows
 
 LAYOUT = os.path.join(os.path.dirname(__file__), "data", "official-checkpoint-layout.tsv")
@@ -60,7 +60,7 @@ def test_releases_carry_their_class_names_in_label_order():
     assert ucf.class_names[0] == "ApplyEyeMakeup" and ucf.class_names[100] == "YoYo"
     hmdb = models.get_preset("mfnet3d_hmdb51_split1")
     assert hmdb["num_classes"] == 51 and hmdb["checkpoint"]["file_name"] == "MFNet3D_HMDB51_Split-1_74.6.pth"
-    assert models.preset_utils.class_names_of(hmdb)[:3] == ["brush_hair", "cartwheel", "catch"]
+    assert models.preset_registry.class_names_of(hmdb)[:3] == ["brush_hair", "cartwheel", "catch"]
     image = models.VideoClassifier.from_preset("mfnet2d_imagenet1k", load_weights=False, crop_size=32)
     assert image.preprocessor.mean[0] == pytest.approx(124 / 255) and image.num_classes == 1000
     with pytest.raises(models.PresetError, match="has no download link"):

@@ -10,6 +10,9 @@ import pytest
 from commands import BACKENDS, run_on_backend
 from test_case import SMALL_MFNET
 
+import mfnet_cli.evaluate
+import mfnet_cli.train
+
 # (file name, codec, pixel format, width, height): containers, codecs and shapes a user's folder may mix.
 FORMATS = (
     ("a.mp4", "libx264", "yuv420p", 96, 64),
@@ -169,17 +172,16 @@ SMALL_OPTIONS = f"model.options={json.dumps(SMALL_MFNET)}"  # YAML reads JSON
 def test_train_command_takes_a_folder_of_videos(own_videos, tmp_path, capsys):
     """`mfnet-train --videos DIR`: the packaged own_videos config, its validation part reported each epoch;
     mfnet-evaluate says in one line that it reads records."""
-    from mfnet_keras import evaluate, train
 
     out = tmp_path / "run"
     argv = ["--videos", str(own_videos), "--output", str(out), "--set", "model.clip_length=4", "model.crop_size=32"]
     argv += ["train.epochs=1", "train.batch_size=2", "data.validation_split=0.25", SMALL_OPTIONS]
-    assert train.main(argv) == 0
+    assert mfnet_cli.train.main(argv) == 0
     assert (out / "labels.txt").read_text().split() == ["left", "right"]
     header = (out / "log.csv").read_text().splitlines()[0]
     assert "val_accuracy" in header.split(",")
     assert (out / "model.keras").exists()
     capsys.readouterr()
-    assert evaluate.main(["--config", str(out / "config.yaml"), "--weights", str(out / "model.keras")]) == 2
+    assert mfnet_cli.evaluate.main(["--config", str(out / "config.yaml"), "--weights", str(out / "model.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("config error: mfnet-evaluate reads packed records (data.eval)") and "\n" not in err

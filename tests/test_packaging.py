@@ -12,22 +12,22 @@ from commands import REPO_ROOT, user_env
 
 from mfnet_keras.config import list_configs
 
-PACKAGES = ("mfnet_keras", "tfrecords_tools")
+PACKAGES = ("mfnet_keras", "tfrecords_tools", "mfnet_cli")
 
 
 COMMANDS = {
-    "mfnet-synthetic": "tfrecords_tools.synthetic",
-    "mfnet-pack": "tfrecords_tools.pack",
-    "mfnet-inspect": "tfrecords_tools.inspect_records",
-    "mfnet-train": "mfnet_keras.train",
-    "mfnet-evaluate": "mfnet_keras.evaluate",
-    "mfnet-export": "mfnet_keras.export",
-    "mfnet-predict": "mfnet_keras.predict",
-    "mfnet-convert": "mfnet_keras.convert",
-    "mfnet-profile": "mfnet_keras.profiling",
-    "mfnet-demo": "mfnet_keras.demo",
-    "mfnet-doctor": "mfnet_keras.doctor",
-    "mfnet-data-service": "mfnet_keras.data_service",
+    "mfnet-synthetic": "mfnet_cli.synthetic",
+    "mfnet-pack": "mfnet_cli.pack",
+    "mfnet-inspect": "mfnet_cli.inspect",
+    "mfnet-train": "mfnet_cli.train",
+    "mfnet-evaluate": "mfnet_cli.evaluate",
+    "mfnet-export": "mfnet_cli.export",
+    "mfnet-predict": "mfnet_cli.predict",
+    "mfnet-convert": "mfnet_cli.convert",
+    "mfnet-profile": "mfnet_cli.profile",
+    "mfnet-demo": "mfnet_cli.demo",
+    "mfnet-doctor": "mfnet_cli.doctor",
+    "mfnet-data-service": "mfnet_cli.data_service",
 }
 
 
@@ -75,7 +75,7 @@ def test_pip_install_puts_every_command_on_path(wheel, tmp_path):
         )
         assert str(site) in origin.stdout  # the installed copy, not the checkout
     pyproject = open(os.path.join(REPO_ROOT, "pyproject.toml")).read()
-    assert pyproject.count(' = "mfnet_keras.') + pyproject.count(' = "tfrecords_tools.') == len(COMMANDS)
+    assert pyproject.count(' = "mfnet_cli.') == len(COMMANDS)
 
 
 def private_imports(path):

@@ -18,9 +18,9 @@ from commands import REPO_ROOT, cached_files
 from test_case import build, raw_clips
 from torch_mfnet import MFNet, randomized, torch_logits
 
+from mfnet_cli.convert import main as convert_main
 from mfnet_keras import models
-from mfnet_keras.convert import main as convert_main
-from mfnet_keras.models import preset_utils
+from mfnet_keras.models import preset_handles, preset_registry
 
 PRESET_FILES = {
     "config.json",
@@ -60,7 +60,7 @@ def test_convert_writes_a_preset_folder_that_matches_pytorch_on_uint8_256(pth_3d
 
 
 def test_a_release_file_name_brings_its_preprocessing_and_class_names(tmp_path):
-    name = preset_utils.get_preset("mfnet2d_imagenet1k")["checkpoint"]["file_name"]
+    name = preset_registry.get_preset("mfnet2d_imagenet1k")["checkpoint"]["file_name"]
     src = tmp_path / name
     torch.save({"state_dict": randomized(MFNet(1000, dims=2), seed=5).state_dict()}, src)
     model = models.VideoClassifier.from_preset(str(src))
@@ -112,10 +112,12 @@ def test_save_to_preset_round_trip_and_a_new_head(tmp_path):
 def test_class_names_survive_a_keras_file_in_a_fresh_process(tmp_path):
     model = build("mfnet2d", num_classes=2, input_shape=(32, 32, 3), class_names=["walk", "run"])
     model.save(tmp_path / "m.keras")
-    script = f"import mfnet_keras.models as m; c = m.load_model({str(tmp_path / 'm.keras')!r}); print(c.class_names)"
+    # keras-hub's habit: `import mfnet_keras` is enough for Keras's own loader.
+    path = str(tmp_path / "m.keras")
+    script = f"import keras, mfnet_keras; c = keras.saving.load_model({path!r}); print(type(c).__name__, c.class_names)"
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert result.stdout.strip().splitlines()[-1] == "['walk', 'run']", result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "VideoClassifier ['walk', 'run']", result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("scheme, package", [("hf", "huggingface_hub"), ("kaggle", "kagglehub")])
@@ -151,7 +153,7 @@ def test_a_preset_archive_downloads_once_and_is_verified(server, tmp_path):
 def test_a_released_pth_behind_a_preset_name_is_converted_once(server, pth_3d):
     running, served = server
     shutil.copy(pth_3d, served / "random_mfnet3d.pth")
-    preset_utils.register_preset(
+    preset_registry.register_preset(
         "test_release",
         architecture="mfnet3d",
         num_classes=11,
@@ -163,11 +165,11 @@ def test_a_released_pth_behind_a_preset_name_is_converted_once(server, pth_3d):
     )
     try:
         first = models.VideoClassifier.from_preset("test_release", clip_length=4, crop_size=32)
-        converted = os.path.join(preset_utils.cache_dir(), "random_mfnet3d.pth.preset", "task.json")
+        converted = os.path.join(preset_handles.cache_dir(), "random_mfnet3d.pth.preset", "task.json")
         written = os.path.getmtime(converted)
         second = models.VideoClassifier.from_preset("test_release", clip_length=4, crop_size=32)
     finally:
-        preset_utils.unregister_preset("test_release")
+        preset_registry.unregister_preset("test_release")
     assert running.requests == ["/random_mfnet3d.pth"] and os.path.getmtime(converted) == written
     direct = models.VideoClassifier.from_preset(pth_3d, clip_length=4, crop_size=32)
     clips = raw_clips((4, 32, 32, 3))
@@ -190,7 +192,7 @@ def test_a_missing_file_and_a_closed_port_are_one_line_each(server):
 
 
 def test_the_convert_command_line_prints_no_traceback_for_a_bad_preset_name(pth_3d, tmp_path):
-    command = [sys.executable, "-m", "mfnet_keras.convert", pth_3d, str(tmp_path / "p"), "--preset", "nope"]
+    command = [sys.executable, "-m", "mfnet_cli.convert", pth_3d, str(tmp_path / "p"), "--preset", "nope"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 2 and "unknown preset 'nope'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from commands import HttpServer
 from test_case import TINY_MFNET, build
 
+import mfnet_cli.predict
 from mfnet_keras import predict
 from tfrecords_tools.synthetic import render_video
 from tfrecords_tools.video import write_video
@@ -52,7 +53,7 @@ def long_video(tmp_path_factory):
 
 
 def stream(capsys, source, model, *extra):
-    code = predict.main(["--stream", source, "--model", model, "--stride", "2", "--top-k", "2", *extra])
+    code = mfnet_cli.predict.main(["--stream", source, "--model", model, "--stride", "2", "--top-k", "2", *extra])
     out, err = capsys.readouterr()
     return code, [json.loads(line) for line in out.splitlines()], err
 

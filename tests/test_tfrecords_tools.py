@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from video_files import write_noise_video
 
-from tfrecords_tools import inspect_records as inspect_cli
+import mfnet_cli.inspect
+import mfnet_cli.pack
 from tfrecords_tools import pack, schema, synthetic
 from tfrecords_tools.video import VideoError, decode_jpeg, decode_video, write_video
 
@@ -112,7 +113,7 @@ def dataset(tmp_path_factory):
 
 
 def run_pack(*args):
-    return pack.main([str(a) for a in args])
+    return mfnet_cli.pack.main([str(a) for a in args])
 
 
 def read_split(out_dir, split):
@@ -345,7 +346,7 @@ def test_kill_and_resume_gives_the_same_records(tmp_path):
     assert run_pack(source, reference, *args) == 0
 
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "tfrecords_tools.pack", str(source), str(out), *args]
+    command = [sys.executable, "-m", "mfnet_cli.pack", str(source), str(out), *args]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "train-00000-of-00006.tfrecord"
@@ -393,14 +394,14 @@ def test_inspect_verify_and_contact_sheet(dataset, tmp_path, capsys):
     out = tmp_path / "out"
     run_pack(root, out, "--short-side", "32", "--workers", "1")
     sheet = tmp_path / "sheet.png"
-    assert inspect_cli.main([str(out), "--verify", "--contact-sheet", str(sheet), "--clips", "3"]) == 0
+    assert mfnet_cli.inspect.main([str(out), "--verify", "--contact-sheet", str(sheet), "--clips", "3"]) == 0
     text = capsys.readouterr().out
     assert "train: 10 videos in 1 shard(s), 2 classes" in text and "verify: OK" in text
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["splits"]["train"]["videos"] = 12
     (out / "manifest.json").write_text(json.dumps(manifest))
-    assert inspect_cli.main([str(out), "--verify"]) == 1
+    assert mfnet_cli.inspect.main([str(out), "--verify"]) == 1
     assert "manifest says 12 videos" in capsys.readouterr().err
 
 

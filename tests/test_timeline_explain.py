@@ -11,7 +11,7 @@ import pytest
 from commands import BACKENDS, run_on_backend
 from test_case import SMALL_MFNET
 
-from mfnet_keras import predict
+import mfnet_cli.predict
 from tfrecords_tools.synthetic import render_video
 from tfrecords_tools.video import write_video
 
@@ -66,13 +66,14 @@ def concatenated(path, parts):
 
 
 def test_timeline_finds_the_segments_in_order(motion_model, tmp_path, capsys):
-    """Windows of one clip's span (15 frames); the segments' boundaries fall mid-window and are found
-    within one clip span of the truth."""
+    """Windows of one clip's span (15 frames), smoothed over three (one window wrong, as a small model
+    trained in a minute sometimes gets one, splits no segment); the segments' boundaries fall mid-window
+    and are found within one clip span of the truth."""
     video = tmp_path / "long.mp4"
     truth = concatenated(video, [("move_left", 40), ("move_right", 45), ("move_left", 40)])
     span_seconds = 15 / FPS
-    argv = [str(video), "--model", str(motion_model), "--timeline", str(span_seconds), "--json", "--smooth", "1"]
-    assert predict.main([*argv, "--output", str(tmp_path / "plots")]) == 0
+    argv = [str(video), "--model", str(motion_model), "--timeline", str(span_seconds), "--json", "--smooth", "3"]
+    assert mfnet_cli.predict.main([*argv, "--output", str(tmp_path / "plots")]) == 0
     result = json.loads(capsys.readouterr().out)
     segments = result["segments"]
     assert [s["label"] for s in segments] == ["move_left", "move_right", "move_left"], segments
@@ -180,7 +181,7 @@ def test_saliency_is_on_the_moving_object(motion_model, backend):
 def test_explain_writes_an_overlay_video_and_a_contact_sheet(motion_model, tmp_path, capsys):
     video = tmp_path / "clip.mp4"
     write_video(str(video), render_video("move_right", 4242, 30, 64), FPS)
-    assert predict.main([str(video), "--model", str(motion_model), "--explain", "--json"]) == 0
+    assert mfnet_cli.predict.main([str(video), "--model", str(motion_model), "--explain", "--json"]) == 0
     explained = json.loads(capsys.readouterr().out)["explain"]
     assert explained["overlay"] == str(tmp_path / "clip.explain.mp4") and explained["layer"] == "conv4_B01"
     assert explained["label"] == "move_right" and 0.5 < explained["probability"] <= 1
@@ -194,7 +195,7 @@ def test_explain_writes_an_overlay_video_and_a_contact_sheet(motion_model, tmp_p
 def test_explain_refuses_an_exported_model_in_one_line(tmp_path, capsys):
     (tmp_path / "m.onnx").write_bytes(b"not really")
     with pytest.raises(SystemExit) as raised:
-        predict.main([str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m.onnx"), "--explain"])
+        mfnet_cli.predict.main([str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m.onnx"), "--explain"])
     assert raised.value.code == 2
     assert (
         capsys.readouterr()

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from test_case import TINY_MFNET, build
 
+import mfnet_cli.evaluate
+import mfnet_cli.train
 from mfnet_keras import evaluate, train, training_data
 from mfnet_keras.config import ConfigError, list_configs, load_config
 from mfnet_keras.optimizers import SGD
@@ -95,7 +97,7 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, records, capsys, ov
     argv = ["--config", str(path), "--output", str(tmp_path / "run")]
     for item in overrides:
         argv += ["--set", *item.split()]  # several KEY=VALUE after one --set, or one each
-    assert train.main(argv) == 2
+    assert mfnet_cli.train.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err, err
     assert not (tmp_path / "run").exists()
@@ -261,7 +263,7 @@ def test_two_worker_processes_train_on_loopback(tmp_path, records):
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(tf_config))
-        command = [sys.executable, "-m", "mfnet_keras.train", "--config", str(path), "--output", str(out)]
+        command = [sys.executable, "-m", "mfnet_cli.train", "--config", str(path), "--output", str(out)]
         processes.append(
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )
@@ -346,7 +348,7 @@ def test_evaluate_names_a_bad_record_in_one_line(tmp_path, records, capsys):
     build("mfnet3d", num_classes=8, input_shape=(4, 32, 32, 3)).save(weights)
     path = tiny_config(tmp_path, records)
     argv = ["--config", str(path), "--weights", str(weights), "--set", f"data.eval={bad}", "model.num_classes=8"]
-    assert evaluate.main(argv) == 1
+    assert mfnet_cli.evaluate.main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == f"error: bad eval data: corrupt JPEG in {bad} record 0" and "Traceback" not in err
 

@@ -18,7 +18,9 @@ import pytest
 from commands import REPO_ROOT, HttpServer, cached_files
 from test_case import build, raw_clips
 
-from mfnet_keras import downloads, evaluate, export, models
+import mfnet_cli.evaluate
+import mfnet_cli.export
+from mfnet_keras import downloads, models
 
 ZEROS = 5 << 30  # a member of 5 GiB of zeros: past the default limit of 4 GiB
 
@@ -338,7 +340,7 @@ REFUSED = "holds a `Lambda` layer (Python code), which Keras's safe mode refuses
 
 
 def test_predict_refuses_a_keras_file_with_a_lambda_layer_in_one_line(lambda_keras, tmp_path):
-    command = [sys.executable, "-m", "mfnet_keras.predict", "--model", lambda_keras, str(tmp_path / "v.mp4")]
+    command = [sys.executable, "-m", "mfnet_cli.predict", "--model", lambda_keras, str(tmp_path / "v.mp4")]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
     assert result.returncode == 1, result.stderr[-2000:]
@@ -346,11 +348,11 @@ def test_predict_refuses_a_keras_file_with_a_lambda_layer_in_one_line(lambda_ker
 
 
 def test_export_and_evaluate_refuse_it_too(lambda_keras, tmp_path, capsys):
-    assert export.main(["--weights", lambda_keras, "--out", str(tmp_path / "out")]) == 1
+    assert mfnet_cli.export.main(["--weights", lambda_keras, "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {lambda_keras}: {REFUSED}"
     assert not (tmp_path / "out").exists()
     records = tmp_path / "x.tfrecord"
     records.touch()  # the config wants data; the model is refused before any is read
     argv = ["--config", "synthetic_demo", "--weights", lambda_keras, "--set", f"data.train={records}"]
-    assert evaluate.main([*argv, f"data.eval={records}"]) == 1
+    assert mfnet_cli.evaluate.main([*argv, f"data.eval={records}"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {lambda_keras}: {REFUSED}"

@@ -12,9 +12,9 @@ import torch
 from test_case import build, normalized, raw_clips
 from torch_mfnet import MFNet, randomized
 
+from mfnet_cli.convert import main as convert_main
 from mfnet_keras import initialization
 from mfnet_keras.checkpoints import key_mapping, pth_reader
-from mfnet_keras.convert import main as convert_main
 
 SHAPES = {"mfnet3d": (8, 64, 64, 3), "mfnet2d": (64, 64, 3)}
 
@@ -215,7 +215,7 @@ def test_truncated_checkpoint_is_one_line_at_any_cut(legacy, torch_models, tmp_p
 def test_convert_of_a_truncated_file_prints_no_traceback(torch_models, tmp_path):
     src = save(torch_models["mfnet2d"].state_dict(), tmp_path / "whole.pth", legacy=False)
     (tmp_path / "cut.pth").write_bytes(open(src, "rb").read()[:100_000])
-    command = [sys.executable, "-m", "mfnet_keras.convert", str(tmp_path / "cut.pth"), str(tmp_path / "o.keras")]
+    command = [sys.executable, "-m", "mfnet_cli.convert", str(tmp_path / "cut.pth"), str(tmp_path / "o.keras")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and not (tmp_path / "o.keras").exists()
     assert result.stderr.startswith(f"error: {tmp_path / 'cut.pth'} is truncated: tensor ")

@@ -15,12 +15,10 @@ Writes `<class>/<class>_NNNN.mp4`, and `train.csv` / `test.csv` (`path,label`),
 so OUTPUT_DIR packs with `--layout list` (two splits) or `--layout folders`.
 """
 
-import argparse
 import csv
 import multiprocessing
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -145,45 +143,3 @@ def generate(output_dir, seed=0, train_per_class=48, test_per_class=8, frames=24
             writer.writerow(["path", "label"])
             writer.writerows(entries)
     return splits
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="mfnet-synthetic",
-        description="Write a synthetic motion-only action dataset as H.264 mp4 videos with train/test lists.",
-    )
-    parser.add_argument("output_dir")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--train-per-class", type=int, default=48, help="training videos per class (default: 48)")
-    parser.add_argument("--test-per-class", type=int, default=8, help="test videos per class (default: 8)")
-    parser.add_argument("--frames", type=int, default=24, help="frames per video (default: 24)")
-    parser.add_argument("--size", type=int, default=128, help="frame width and height, even (default: 128)")
-    parser.add_argument("--fps", type=int, default=12, help="frame rate (default: 12)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: all cores)")
-    args = parser.parse_args(argv)
-    if args.size < 32 or args.size % 2:
-        parser.error(f"--size must be an even number >= 32, got {args.size}")
-    for name in ("train_per_class", "test_per_class", "frames", "fps", "workers"):
-        if getattr(args, name) < (0 if name.endswith("per_class") else 1):
-            parser.error(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
-    started = time.time()
-    splits = generate(
-        args.output_dir,
-        args.seed,
-        args.train_per_class,
-        args.test_per_class,
-        args.frames,
-        args.size,
-        args.fps,
-        args.workers,
-    )
-    count = sum(len(v) for v in splits.values())
-    print(
-        f"wrote {count} videos of {len(CLASSES)} classes to {args.output_dir} in {time.time() - started:.1f} s "
-        f"(train {len(splits['train'])}, test {len(splits['test'])})"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

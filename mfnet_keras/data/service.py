@@ -1,6 +1,6 @@
 """Decoding on more machines: the training pipeline run by tf.data service workers.
 
-`mfnet-data-service` (`mfnet_keras.data_service`) starts the servers;
+`mfnet-data-service` (`mfnet_cli.data_service`) starts the servers;
 `mfnet-train --data-service grpc://HOST:PORT` (or `train_dataset(...,
 data_service=...)`) sends the training pipeline to them.
 

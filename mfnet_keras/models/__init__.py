@@ -13,7 +13,7 @@ from mfnet_keras.models.mfnet import MFNetBackbone
 from mfnet_keras.models.mobilenet_v2 import MobileNetV2Backbone
 from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
 from mfnet_keras.models.preset_checks import PresetError
-from mfnet_keras.models.preset_utils import backbone_options, get_preset, list_presets, register_preset
+from mfnet_keras.models.preset_registry import backbone_options, get_preset, list_presets, register_preset
 from mfnet_keras.models.resnet import ResNetBackbone
 from mfnet_keras.models.video_classifier import VideoClassifier
 

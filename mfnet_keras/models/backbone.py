@@ -2,7 +2,7 @@
 
 import keras
 
-from mfnet_keras.models import preset_utils
+from mfnet_keras.models import preset_loader, preset_registry, preset_saver
 
 
 class Backbone(keras.Model):
@@ -37,10 +37,10 @@ class Backbone(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    @preset_utils.classproperty
+    @preset_registry.classproperty
     def presets(cls):
         """The registered preset names whose backbone is this class (all of them for `Backbone`)."""
-        return preset_utils.list_presets(backbone_cls=cls)
+        return preset_registry.list_presets(backbone_cls=cls)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
@@ -54,12 +54,12 @@ class Backbone(keras.Model):
         >>> backbone.output_shape
         (None, 2, 2, 768)
         """
-        return preset_utils.load_backbone(cls, Backbone, preset, load_weights=load_weights, **kwargs)
+        return preset_loader.load_backbone(cls, Backbone, preset, load_weights=load_weights, **kwargs)
 
     def save_to_preset(self, preset_dir, max_shard_size=None):
         """Writes `config.json`, `model.weights.h5`, `metadata.json` and a `README.md` model card
         into the folder `preset_dir` (with `max_shard_size` in GB, the weights in shards)."""
-        preset_utils.save_backbone(self, preset_dir, max_shard_size=max_shard_size)
+        preset_saver.save_backbone(self, preset_dir, max_shard_size=max_shard_size)
 
 
 def constructor_args(local_variables):

@@ -9,9 +9,16 @@ problem is a `PresetError` naming the file and what is wrong with it.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 
+BACKBONE_WEIGHTS = "model.weights.h5"
+SHARDED_BACKBONE_WEIGHTS = "model.weights.json"
+HEAD_WEIGHTS = "task.weights.h5"
+# The files a preset folder may hold: what hub downloads fetch, and no more.
+PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json", "task.json", "task.weights.h5", "preprocessor.json")
+PRESET_PATTERNS = ("*.json", "*.weights.h5", "README.md")
 TASK_CLASSES = ("VideoClassifier",)
 PREPROCESSOR_CLASSES = ("VideoClassifierPreprocessor",)
 # Types of the classifier's own settings in task.json (other keys are left alone).
@@ -36,6 +43,25 @@ _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 class PresetError(ValueError):
     """A handle that cannot be loaded: one line saying why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetParts:
+    """What a model is built from: a registry entry's, a preset folder's or a checkpoint's settings.
+
+    Args:
+        backbone_class: the registered backbone class's name.
+        backbone_config: its constructor arguments (`input_shape` included).
+        preprocessor_config: the preprocessor's (clip length, crop size, normalisation, ...).
+        head_config: the classifier's (`num_classes`, `class_names`, ...), or None for a backbone alone.
+        source: the file they were read from, named in errors; None for a registry entry.
+    """
+
+    backbone_class: str
+    backbone_config: dict
+    preprocessor_config: dict
+    head_config: dict | None = None
+    source: str | None = None
 
 
 def read_json(folder, name):
@@ -105,12 +131,11 @@ def _task_parts(folder, task, backbone_classes):
     _check_types(path, config, HEAD_TYPES, "config: ")
     if config.get("class_names") is not None and not all(isinstance(n, str) for n in config["class_names"]):
         raise PresetError(f"{path}: config: 'class_names' must be a list of strings")
-    return (*backbone, pre, config, path)
+    return PresetParts(*backbone, pre, config, path)
 
 
 def folder_parts(folder, backbone_classes):
-    """`(backbone class name, backbone config, preprocessor config, head config or None, source file)`
-    of a preset folder, every JSON file in it checked; `backbone_classes` are the class names it may name.
+    """The `PresetParts` of a preset folder, every JSON file in it checked; `backbone_classes` are the class names it may name.
     A classifier's parts come from `task.json`, a backbone's from `config.json` and `preprocessor.json`."""
     metadata = read_json(folder, "metadata.json")
     if metadata is not None:
@@ -129,7 +154,7 @@ def folder_parts(folder, backbone_classes):
     task = read_json(folder, "task.json")
     if task is not None:
         return _task_parts(folder, task, backbone_classes)
-    return class_name, config, pre, None, path
+    return PresetParts(class_name, config, pre, None, path)
 
 
 @contextlib.contextmanager

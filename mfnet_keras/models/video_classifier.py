@@ -5,7 +5,7 @@ from keras import ops
 
 from mfnet_keras.layers import walk_layers
 from mfnet_keras.metrics import TopKAccuracy
-from mfnet_keras.models import preset_utils
+from mfnet_keras.models import preset_loader, preset_registry, preset_saver
 from mfnet_keras.models.backbone import Backbone
 from mfnet_keras.models.preprocessor import VideoClassifierPreprocessor
 
@@ -174,10 +174,10 @@ class VideoClassifier(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    @preset_utils.classproperty
+    @preset_registry.classproperty
     def presets(cls):
         """Every registered preset name: each builds a classifier (an architecture's from scratch)."""
-        return preset_utils.list_presets()
+        return preset_registry.list_presets()
 
     @classmethod
     def from_preset(cls, preset, num_classes=None, class_names=None, load_weights=True, **kwargs):
@@ -195,7 +195,7 @@ class VideoClassifier(keras.Model):
         >>> model.output_shape
         (None, 5)
         """
-        return preset_utils.load_task(
+        return preset_loader.load_task(
             cls, preset, num_classes=num_classes, class_names=class_names, load_weights=load_weights, **kwargs
         )
 
@@ -213,7 +213,7 @@ class VideoClassifier(keras.Model):
         >>> VideoClassifier.from_preset(folder).num_classes
         3
         """
-        preset_utils.save_task(self, preset_dir, max_shard_size=max_shard_size)
+        preset_saver.save_task(self, preset_dir, max_shard_size=max_shard_size)
 
     # keras-hub's task-weights protocol: the head is what is not in the backbone.
 
@@ -236,3 +236,6 @@ class VideoClassifier(keras.Model):
 
     def _backbone_layers(self):
         return [self.backbone, *walk_layers(self.backbone)]
+
+
+preset_registry.register_task(VideoClassifier)  # the task `.pth` checkpoints are read into

@@ -2,8 +2,9 @@
 
 from mfnet_keras.models.mfnet.mfnet_backbone import MFNetBackbone
 from mfnet_keras.models.mfnet.mfnet_presets import backbone_presets
-from mfnet_keras.models.preset_utils import register_presets
+from mfnet_keras.models.preset_registry import register_presets
 
-register_presets(backbone_presets, MFNetBackbone)
+# A `.pth` file whose name is no release's is read as the paper's 3D network.
+register_presets(backbone_presets, MFNetBackbone, checkpoint_architecture="mfnet3d")
 
 __all__ = ["MFNetBackbone"]

@@ -2,7 +2,7 @@
 
 from mfnet_keras.models.mobilenet_v2.mobilenet_v2_backbone import MobileNetV2Backbone
 from mfnet_keras.models.mobilenet_v2.mobilenet_v2_presets import backbone_presets
-from mfnet_keras.models.preset_utils import register_presets
+from mfnet_keras.models.preset_registry import register_presets
 
 register_presets(backbone_presets, MobileNetV2Backbone)
 

@@ -86,31 +86,10 @@ class MobileNetV2Backbone(Backbone):
             for repeat in range(repeats):
                 strides = first_stride if repeat == 0 else 1
                 name_ = f"block{index:02d}"
-                expanded = channels * expansion
-                h = x
-                if multi_fiber:
-                    h = Multiplexer(expanded // 4, synchronized_bn=sync, name=f"{name_}_mux", dtype=dtype)(h)
-                if expansion != 1:
-                    h = conv_bn(h, expanded, 1, 1, f"{name_}_expand", dtype, activation="relu6", synchronized_bn=sync)
-                h = keras.layers.DepthwiseConv2D(
-                    3, strides=strides, padding="same", use_bias=False, name=f"{name_}_depthwise", dtype=dtype
-                )(h)
-                h = batch_norm(f"{name_}_depthwise_bn", sync, dtype=dtype)(h)
-                h = keras.layers.ReLU(6.0, name=f"{name_}_depthwise_relu6", dtype=dtype)(h)
-                h = conv_bn(
-                    h,
-                    filters,
-                    1,
-                    1,
-                    f"{name_}_project",
-                    dtype,
-                    num_fibers=fibers,
-                    activation=None,
-                    synchronized_bn=sync,
+                x = _inverted_residual(
+                    x, channels, filters, expansion, strides, multi_fiber, fibers, name_, dtype, sync
                 )
-                if strides == 1 and channels == filters:
-                    h = keras.layers.Add(name=f"{name_}_add", dtype=dtype)([x, h])
-                x, channels = h, filters
+                channels = filters
                 index += 1
             pyramid.record(x)
         last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
@@ -127,3 +106,24 @@ class MobileNetV2Backbone(Backbone):
         )
         pyramid.record(x)
         self._init_model(inputs, x, pyramid, name, init_args, **kwargs)
+
+
+def _inverted_residual(x, channels, filters, expansion, strides, multi_fiber, fibers, name, dtype, sync):
+    """MobileNetV2's block: (a multiplexer,) 1×1 expansion, 3×3 depthwise, linear 1×1 projection (in
+    `fibers` groups), added to the input when the shape stays."""
+    expanded = channels * expansion
+    h = x
+    if multi_fiber:
+        h = Multiplexer(expanded // 4, synchronized_bn=sync, name=f"{name}_mux", dtype=dtype)(h)
+    if expansion != 1:
+        h = conv_bn(h, expanded, 1, 1, f"{name}_expand", dtype, activation="relu6", synchronized_bn=sync)
+    h = keras.layers.DepthwiseConv2D(
+        3, strides=strides, padding="same", use_bias=False, name=f"{name}_depthwise", dtype=dtype
+    )(h)
+    h = batch_norm(f"{name}_depthwise_bn", sync, dtype=dtype)(h)
+    h = keras.layers.ReLU(6.0, name=f"{name}_depthwise_relu6", dtype=dtype)(h)
+    project = {"num_fibers": fibers, "activation": None, "synchronized_bn": sync}
+    h = conv_bn(h, filters, 1, 1, f"{name}_project", dtype, **project)
+    if strides == 1 and channels == filters:
+        h = keras.layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
+    return h

@@ -87,23 +87,8 @@ class ResNetBackbone(Backbone):
                         dtype=dtype,
                     )(x)
                     continue
-                shortcut = x
-                if strides != 1 or channels != filters:
-                    shortcut = conv_bn(
-                        x, filters, 1, strides, f"{name_}_shortcut", dtype, activation=None, synchronized_bn=sync
-                    )
-                if block == "basic":
-                    h = conv_bn(x, filters, 3, strides, f"{name_}_conv_a", dtype, synchronized_bn=sync)
-                    h = conv_bn(h, filters, 3, 1, f"{name_}_conv_b", dtype, activation=None, synchronized_bn=sync)
-                else:
-                    mid = bottleneck_filters[stage]
-                    h = conv_bn(x, mid, 1, 1, f"{name_}_conv_a", dtype, synchronized_bn=sync)
-                    h = conv_bn(
-                        h, mid, 3, strides, f"{name_}_conv_b", dtype, num_fibers=cardinality, synchronized_bn=sync
-                    )
-                    h = conv_bn(h, filters, 1, 1, f"{name_}_conv_c", dtype, activation=None, synchronized_bn=sync)
-                x = keras.layers.Add(name=f"{name_}_add", dtype=dtype)([h, shortcut])
-                x = keras.layers.ReLU(name=f"{name_}_relu", dtype=dtype)(x)
+                mid = bottleneck_filters[stage] if block == "bottleneck" else None
+                x = _residual_unit(x, block, filters, mid, strides, cardinality, channels, name_, dtype, sync)
                 channels = filters
             pyramid.record(x)
         if block == "multi_fiber":
@@ -111,3 +96,20 @@ class ResNetBackbone(Backbone):
             x = keras.layers.ReLU(name="tail_relu", dtype=dtype)(x)
         pyramid.record(x)
         self._init_model(inputs, x, pyramid, name, init_args, **kwargs)
+
+
+def _residual_unit(x, block, filters, mid, strides, cardinality, channels, name, dtype, sync):
+    """A basic (two 3×3) or bottleneck (1×1, grouped 3×3, 1×1 with `mid` channels) unit, added to its
+    shortcut (a projection when the shape changes), then ReLU."""
+    shortcut = x
+    if strides != 1 or channels != filters:
+        shortcut = conv_bn(x, filters, 1, strides, f"{name}_shortcut", dtype, activation=None, synchronized_bn=sync)
+    if block == "basic":
+        h = conv_bn(x, filters, 3, strides, f"{name}_conv_a", dtype, synchronized_bn=sync)
+        h = conv_bn(h, filters, 3, 1, f"{name}_conv_b", dtype, activation=None, synchronized_bn=sync)
+    else:
+        h = conv_bn(x, mid, 1, 1, f"{name}_conv_a", dtype, synchronized_bn=sync)
+        h = conv_bn(h, mid, 3, strides, f"{name}_conv_b", dtype, num_fibers=cardinality, synchronized_bn=sync)
+        h = conv_bn(h, filters, 1, 1, f"{name}_conv_c", dtype, activation=None, synchronized_bn=sync)
+    x = keras.layers.Add(name=f"{name}_add", dtype=dtype)([h, shortcut])
+    return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)

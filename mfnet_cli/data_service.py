@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from tfrecords_tools.quiet import add_verbose_argument, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, import_tensorflow
 
 
 def serve(server, description):

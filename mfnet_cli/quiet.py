@@ -1,4 +1,6 @@
-"""Command lines load TensorFlow through `import_tensorflow`, which keeps its start-up log lines off the terminal.
+"""Shared by the command lines: TensorFlow loaded quietly, `--verbose`, and one error line for an exception.
+
+Commands load TensorFlow through `import_tensorflow`, which keeps its start-up log lines off the terminal.
 
 On import, TensorFlow's C++ runtime writes a block of lines straight to the
 process's stderr (oneDNN, CUDA stubs, CPU features; twice, once per native
@@ -52,3 +54,10 @@ def import_tensorflow(verbose=False):
 def add_verbose_argument(parser):
     """The `--verbose` flag of every command line that loads TensorFlow."""
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log lines")
+
+
+def fail(error, code=1, prefix="error: "):
+    """Prints the first line of `error` (an exception or a message) on stderr as one line; returns `code`."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    print(f"{prefix}{lines[0]}", file=sys.stderr)
+    return code

@@ -1,0 +1,33 @@
+"""`mfnet-demo` (`make demo`): `mfnet_keras.demo.run`, the main job end to end on the synthetic dataset."""
+
+import argparse
+import sys
+
+from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="mfnet-demo",
+        description="`make demo`: the project's main job end to end on the embedded synthetic dataset, on CPU.",
+    )
+    parser.add_argument("--output", default="runs/demo", help="demo folder (default: runs/demo)")
+    parser.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override keys of both configs"
+    )
+    add_verbose_argument(parser)
+    args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
+    from mfnet_keras.config import ConfigError
+    from mfnet_keras.demo import run
+    from tfrecords_tools.pack import UsageError
+
+    try:
+        run(args.output, args.set)
+    except (ConfigError, UsageError) as error:
+        return fail(error, 2, prefix="" if isinstance(error, ConfigError) else "error: ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

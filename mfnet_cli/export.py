@@ -1,0 +1,53 @@
+"""`mfnet-export`: `mfnet_keras.export.export`, a classifier to a SavedModel, LiteRT, ONNX or OpenVINO."""
+
+import argparse
+import json
+import sys
+
+from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+
+# `mfnet_keras.export.FORMATS` and `PRECISIONS`, written here so that `--help` loads no Keras (a test
+# checks that they agree).
+FORMATS = ("tf_saved_model", "litert", "onnx", "openvino")
+PRECISIONS = ("float32", "int8")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="mfnet-export",
+        description="Export a trained classifier: a TensorFlow SavedModel with serving signatures (and .keras), "
+        "or a LiteRT, ONNX or OpenVINO model.",
+    )
+    parser.add_argument(
+        "--weights", required=True, help="a classifier: .keras (e.g. runs/NAME/model.keras) or a preset folder"
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--format", default="tf_saved_model", choices=FORMATS, help="what to write (default: tf_saved_model)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="int8: an int8 LiteRT or OpenVINO model, calibrated on --calibration (default: float32)",
+    )
+    parser.add_argument("--calibration", metavar="GLOB", help="TFRecords whose clips calibrate int8 (quote the glob)")
+    parser.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default: 64)")
+    add_verbose_argument(parser)
+    args = parser.parse_args(argv)
+    import_tensorflow(args.verbose)
+    from mfnet_keras.export import ExportError, export
+    from mfnet_keras.models import PresetError
+
+    try:
+        result = export(args.weights, args.out, args.format, args.precision, args.calibration, args.calibration_clips)
+    except ExportError as error:
+        return fail(error, 2)
+    except PresetError as error:
+        return fail(error)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
