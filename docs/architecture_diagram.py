@@ -18,7 +18,7 @@ from test_structure import imported_modules, modules  # noqa: E402  (the import 
 # Box: (module prefixes, x, y) on a 10 × 7 canvas; the first matching prefix wins (longest listed first).
 BOXES = {
     "tfrecords_tools": (("tfrecords_tools",), 0.9, 5.8),
-    "defaults": (("mfnet_keras.defaults",), 5.0, 0.5),
+    "defaults / errors": (("mfnet_keras.defaults", "mfnet_keras.errors", "mfnet_keras.version"), 5.0, 0.5),
     "data": (("mfnet_keras.data",), 2.6, 5.8),
     "layers": (("mfnet_keras.layers", "mfnet_keras.metrics"), 2.6, 1.5),
     "checkpoints": (("mfnet_keras.checkpoints",), 6.0, 2.3),
@@ -55,7 +55,7 @@ BOXES = {
 # oneDNN switch, and imports `models` so that `import mfnet_keras` registers the Keras classes).
 
 
-SHARED = ("defaults", "files / downloads")
+SHARED = ("defaults / errors", "files / downloads")
 
 
 def box_of(module):

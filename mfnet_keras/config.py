@@ -14,16 +14,19 @@ import os
 
 import yaml
 
-from mfnet_keras.defaults import HLS_JITTER, NUM_CROPS, VIDEO_MEAN, VIDEO_STD
+from mfnet_keras.data.data_config import DataConfig
+from mfnet_keras.defaults import NUM_CROPS, VIDEO_MEAN, VIDEO_STD
+from mfnet_keras.errors import MFNetError
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_DATA = DataConfig()  # the pipeline's defaults, as YAML values
 
 SCHEMA = {
     "model": {
         "name": "mfnet3d",  # a preset name from mfnet_keras.models.list_presets()
         "num_classes": None,  # None: the number of lines of labels.txt beside the training records
-        "clip_length": 16,  # frames per clip (1 for a 2D model: one frame)
-        "crop_size": 224,
+        "clip_length": _DATA.clip_length,  # frames per clip (1 for a 2D model: one frame)
+        "crop_size": _DATA.crop_size,
         "dropout": 0.0,
         "options": {},  # backbone arguments, e.g. {num_fibers: 16}
         "init": None,  # initial weights: .keras / .weights.h5 / .pth / preset folder or name / URL
@@ -36,17 +39,17 @@ SCHEMA = {
         "eval": "",  # glob of evaluation TFRecords ("" = no validation)
         "videos": "",  # instead of records: a folder of <class>/<video> decoded as training runs (no packing)
         "validation_split": 0.0,  # data.videos: the fraction of videos held out for validation
-        "frame_intervals": [2],
-        "speed_jitter": 0.0,
-        "flip": True,
+        "frame_intervals": list(_DATA.frame_intervals),
+        "speed_jitter": _DATA.speed_jitter,
+        "flip": _DATA.flip,
         "reverse_pairs": [],  # [[a, b], ...]: a clip of class a played backwards is one of b (and b's of a)
-        "color_jitter": list(HLS_JITTER),  # [] = off
+        "color_jitter": list(_DATA.color_jitter),  # [] = off
         "scale_range": [],  # [] = crop_size x [1, 288/224]
-        "aspect_range": [0.8, 1.25],
+        "aspect_range": list(_DATA.aspect_range),
         "mean": list(VIDEO_MEAN),
         "std": list(VIDEO_STD),
-        "shuffle_buffer": 256,
-        "multi_label": False,  # records with several labels train on all (multi-hot, sigmoid); else on the first
+        "shuffle_buffer": _DATA.shuffle_buffer,
+        "multi_label": _DATA.multi_label,  # records with several labels train on all (multi-hot, sigmoid); else on the first
         "service": "",  # grpc://HOST:PORT of a tf.data service dispatcher whose workers decode the training clips
     },
     "train": {
@@ -81,7 +84,7 @@ SCHEMA = {
 NULLABLE_TYPES = {"model.num_classes": 1, "model.init": "", "train.steps_per_epoch": 1}
 
 
-class ConfigError(ValueError):
+class ConfigError(MFNetError, ValueError):
     """A config problem; the message is one line naming the key."""
 
 

@@ -26,6 +26,7 @@ import zlib
 
 from tqdm.auto import tqdm
 
+from mfnet_keras.errors import MFNetError
 from mfnet_keras.files import PARTIAL, remove_empty_partial, replacing, sha256_of
 
 DEFAULT_MAX_BYTES = 4 << 30
@@ -35,7 +36,7 @@ ARCHIVES = (".tar.gz", ".tgz", ".zip")
 _CHUNK = 1 << 20
 
 
-class DownloadError(ValueError):
+class DownloadError(MFNetError, ValueError):
     """A download or archive that was refused or failed: one line saying why; nothing was kept."""
 
 

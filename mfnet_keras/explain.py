@@ -17,10 +17,12 @@ import os
 
 import numpy as np
 
+from mfnet_keras.errors import MFNetError
+
 MIN_GRID = 4  # cells a side below which a map cannot say where in the frame
 
 
-class ExplainError(ValueError):
+class ExplainError(MFNetError, ValueError):
     """A model that `--explain` cannot read (another head, an unknown layer): one line."""
 
 

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from mfnet_keras.defaults import clip_span, eval_clip_starts
+from mfnet_keras.errors import MFNetError
 
 
 def softmax(logits):
@@ -22,7 +23,7 @@ def softmax(logits):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class RuntimeMissing(Exception):
+class RuntimeMissing(MFNetError):
     """The runtime a model file needs is not installed: one line naming the pip package."""
 
 

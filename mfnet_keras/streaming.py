@@ -27,11 +27,12 @@ from fractions import Fraction
 import numpy as np
 
 from mfnet_keras.defaults import clip_span
+from mfnet_keras.errors import MFNetError
 
 QUEUE_CLIPS = 2  # a live source's queue holds this many clip spans of frames before it drops the oldest
 
 
-class StreamError(Exception):
+class StreamError(MFNetError):
     """A source that cannot be opened or read, or an overlay that cannot be written: one line."""
 
 

@@ -7,7 +7,7 @@ import sys
 import tensorflow as tf
 
 from mfnet_keras.config import ConfigError
-from mfnet_keras.data import eval_dataset, train_dataset, video_dataset_from_directory
+from mfnet_keras.data import DataConfig, eval_dataset, train_dataset, video_dataset_from_directory
 from mfnet_keras.data.directory import list_videos, split_subset
 from mfnet_keras.strategy import is_tf_strategy
 from tfrecords_tools import schema
@@ -84,38 +84,24 @@ def make_datasets(config, strategy, position, counter, reverse=None):
     elements, `reverse` `reverse_labels`'s table.
     """
 
-    data, model_cfg, train = config["data"], config["model"], config["train"]
+    data, train = config["data"], config["train"]
     service = data["service"] or None
-    common = dict(
-        clip_length=model_cfg["clip_length"],
-        crop_size=model_cfg["crop_size"],
-        frame_intervals=tuple(data["frame_intervals"]),
-    )
-    augmentation = dict(
-        speed_jitter=data["speed_jitter"],
-        flip=data["flip"],
-        color_jitter=tuple(data["color_jitter"]) or None,
-        scale_range=tuple(data["scale_range"]) or None,
-        aspect_range=tuple(data["aspect_range"]),
-    )
+    data_config = DataConfig.from_config(config)
     if data["videos"]:
-        return _video_folder_datasets(config, strategy, {**common, **augmentation})
-    common.update(num_classes=model_cfg["num_classes"], multi_label=data["multi_label"])
+        return _video_folder_datasets(config, strategy, data_config)
 
     def train_fn(context):
         position.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
         return train_dataset(
             data["train"],
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
-            shuffle_buffer=data["shuffle_buffer"],
             seed=train["seed"],
             input_context=context,
+            config=data_config,
             bad_data_counter=counter,
             reverse_labels=reverse,
             position=None if service else position,  # workers elsewhere cannot record where the stream is
             data_service=service,
-            **augmentation,
-            **common,
         )
 
     def eval_fn(context):
@@ -123,8 +109,8 @@ def make_datasets(config, strategy, position, counter, reverse=None):
             data["eval"],
             batch_size=context.get_per_replica_batch_size(train["batch_size"]),
             input_context=context,
+            config=data_config,
             return_video_index=False,
-            **common,
         )
 
     return _distribute(strategy, train_fn, eval_fn if data["eval"] else None)
@@ -140,7 +126,7 @@ def _distribute(strategy, train_fn, eval_fn):
     return train_fn(single), (eval_fn(single) if eval_fn else None)
 
 
-def _video_folder_datasets(config, strategy, options):
+def _video_folder_datasets(config, strategy, data_config):
     """`make_datasets` for `data.videos`: the folder's training and validation subsets, decoded as they run
     (each epoch starts the stream over: a resumed run does not see exactly the clips it would have)."""
 
@@ -151,7 +137,12 @@ def _video_folder_datasets(config, strategy, options):
         def make(context):
             batch = context.get_per_replica_batch_size(train["batch_size"])
             ds = video_dataset_from_directory(
-                data["videos"], batch_size=batch, seed=train["seed"], validation_split=split, subset=subset, **options
+                data["videos"],
+                batch_size=batch,
+                seed=train["seed"],
+                validation_split=split,
+                subset=subset,
+                config=data_config,
             )
             return ds.repeat() if subset != "validation" else ds
 

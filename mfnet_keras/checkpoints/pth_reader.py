@@ -1,18 +1,16 @@
 """Reads PyTorch `.pth` checkpoints into NumPy arrays without PyTorch and without running code from the file.
 
-A `.pth` file is a pickle. A plain `pickle.load` would call whatever the file
-names, so this reader's unpickler resolves only the handful of globals that
-rebuild tensors and containers; any other global is refused with
-`UnsafeCheckpointError` before it can be called. Both serialisations are read:
+A `.pth` file is a pickle. A plain `pickle.load` would call whatever the file names, so
+this reader's unpickler resolves only the globals that rebuild tensors and containers;
+any other is refused with `UnsafeCheckpointError` before it can be called. Both serialisations are read:
 the zip archive written since PyTorch 1.6 and the legacy stream of PyTorch ≤ 1.5
 (the released MF-Net checkpoints are PyTorch 0.4 files).
 
-A file cut short, in either format and at any byte, raises `TruncatedCheckpointError`
-naming the file and what is missing (the tensor, how many bytes at which offset).
-Every other malformed file raises `CheckpointError` naming the file, checked before
-anything is allocated: a tensor must fit its storage, and the tensors (and,
-separately, the storages) may not add up to more bytes than the file holds, so
-a zero stride or a compressed entry cannot multiply a small file into gigabytes.
+A file cut short at any byte raises `TruncatedCheckpointError` (the tensor, how many
+bytes at which offset); any other malformed file `CheckpointError`, checked before
+anything is allocated: a tensor must fit its storage, and the tensors (and the
+storages) may not add up to more bytes than the file holds, so a zero stride or a
+compressed entry cannot multiply a small file into gigabytes. Both name the file.
 """
 
 import collections
@@ -26,6 +24,8 @@ import struct
 import zipfile
 
 import numpy as np
+
+from mfnet_keras.errors import MFNetError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {
@@ -42,11 +42,11 @@ _STORAGE_DTYPES = {
 }
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(MFNetError, pickle.UnpicklingError):
     """The file asks for a Python object that rebuilding tensors does not need."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MFNetError, ValueError):
     """A file that is not a readable PyTorch checkpoint; the message names it and what is wrong."""
 
 

@@ -32,9 +32,8 @@ Examples:
 import tensorflow as tf
 
 from mfnet_keras.data import augment, records, sampling
+from mfnet_keras.data.data_config import DataConfig
 from mfnet_keras.data.service import distribute
-from mfnet_keras.defaults import HLS_JITTER, check_num_crops, default_short_side
-from tfrecords_tools import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 plain = records.plain
@@ -152,36 +151,55 @@ def _train_element_fn(seed, counter, options):
     return train_element
 
 
-def _with_defaults(defaults, options, builder):
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise TypeError(f"{builder}() got an unexpected keyword argument {unknown[0]!r}")
-    return {**defaults, **options}
+def train_dataset(
+    file_pattern,
+    batch_size=8,
+    seed=None,
+    deterministic=True,
+    input_context=None,
+    config=None,
+    bad_data_counter=None,
+    reverse_labels=None,
+    position=None,
+    data_service=None,
+    **options,
+):
+    """Shuffled, augmented training clips `(clips, labels)`: bad records dropped and counted, endless and
+    resumable with a `position`.
 
-
-def train_options(builder="train_dataset", **options):
-    """The options of `train_dataset` (or of `builder`, for its error message): `options` over the
-    defaults, the scale range resolved (see `make_dataset` for each)."""
-    options = _with_defaults(_TRAIN_DEFAULTS, options, builder)
-    if options["scale_range"] is None:
-        options["scale_range"] = (options["crop_size"], round(options["crop_size"] * 288 / 224))
-    return options
-
-
-def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, input_context=None, **options):
-    """The training split of `make_dataset` (see there for every option): shuffled, augmented clips,
-    bad records dropped and counted, endless and resumable with a `position`."""
-    options = train_options(**options)
-    position, drop_remainder, service = options["position"], options["drop_remainder"], options["data_service"]
-    if service and position is not None:
+    Args:
+        file_pattern: glob(s) of TFRecord files, any `tf.io.gfile` path (local, `gs://`).
+        batch_size: clips per batch (per input pipeline when distributed).
+        seed: makes sampling, augmentation and order reproducible.
+        deterministic: keep element order fixed under parallelism (False
+            lets a slow element be overtaken: a little faster, not reproducible).
+        input_context: a `tf.distribute.InputContext`: shards by file when
+            there are at least as many files as input pipelines, else by
+            record, and offsets the seed per pipeline.
+        config: a `DataConfig` (default: its defaults).
+        bad_data_counter: a `BadDataCounter` to count dropped elements in
+            (one is made and attached as `dataset.bad_data` otherwise).
+        reverse_labels: `reverse_labels[c]` is the class that a clip of class
+            c becomes when played backwards (move left / move right); half the
+            clips are played backwards and relabelled. Classes past the end of
+            the list, or mapped to themselves, keep their label.
+        position: a `DataPosition`: the stream repeats forever from its start
+            and records where each batch ends, for an exact resume.
+        data_service: `grpc://HOST:PORT` of a tf.data service dispatcher whose workers run the pipeline.
+        **options: `DataConfig` fields of training (`DataConfig.TRAIN`) that replace the config's.
+    """
+    config = (config or DataConfig()).updated("train_dataset", DataConfig.TRAIN, **options)
+    if data_service and position is not None:
         raise ValueError("`position` cannot be kept when tf.data service workers run the pipeline (`data_service`)")
-    counter = records.UncountedBadData() if service else options["bad_data_counter"] or records.BadDataCounter()
+    options = {**config.options(), "reverse_labels": reverse_labels}
+    counter = records.UncountedBadData() if data_service else bad_data_counter or records.BadDataCounter()
     source = _Source(file_pattern, seed, input_context, counter, deterministic)
     element = _train_element_fn(source.seed, counter, options)
-    ds = source.passes(options["shuffle_buffer"], position, split_passes=bool(service))
+    ds = source.passes(config.shuffle_buffer, position, split_passes=bool(data_service))
     ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.ignore_errors().filter(plain(lambda clip, label, ok, pass_number, index: ok))
     ds = ds.map(plain(lambda clip, label, ok, pass_number, index: (clip, label, pass_number, index)))
+    drop_remainder = config.drop_remainder
     ds = ds.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)
     if position is None:
         ds = ds.map(plain(lambda clips, labels, passes, indices: (clips, labels)))
@@ -194,7 +212,7 @@ def train_dataset(file_pattern, batch_size=8, seed=None, deterministic=True, inp
                 return tf.identity(clips), tf.identity(labels)
 
         ds = ds.enumerate(start=position.start[2]).map(keep_position)
-    return _finish(ds, deterministic, counter, service)
+    return _finish(ds, deterministic, counter, data_service)
 
 
 def _eval_views_fn(options):
@@ -235,18 +253,24 @@ def _eval_views_fn(options):
     return eval_views
 
 
-def eval_dataset(file_pattern, batch_size=8, input_context=None, **options):
-    """The evaluation split of `make_dataset` (see there for every option): every view of every video,
-    in order, with its video index."""
-    options = _with_defaults(_EVAL_DEFAULTS, options, "eval_dataset")
-    if options["eval_short_side"] is None:
-        options["eval_short_side"] = default_short_side(options["crop_size"])
+def eval_dataset(file_pattern, batch_size=8, input_context=None, config=None, **options):
+    """Every view of every video, in order, as `(clips, labels, video_index)` (or `(clips, labels)` with
+    `return_video_index=False`).
+
+    Args:
+        file_pattern: glob(s) of TFRecord files.
+        batch_size: views per batch (per input pipeline when distributed).
+        input_context: a `tf.distribute.InputContext` (see `train_dataset`).
+        config: a `DataConfig` (default: its defaults).
+        **options: `DataConfig` fields of evaluation (`DataConfig.EVAL`) that replace the config's.
+    """
+    config = (config or DataConfig()).updated("eval_dataset", DataConfig.EVAL, **options)
     counter = records.BadDataCounter()
     source = _Source(file_pattern, 0, input_context, counter, deterministic=True)
-    ds = source.read(source.file_ds).enumerate().flat_map(_eval_views_fn(options))
-    if not options["return_video_index"]:
+    ds = source.read(source.file_ds).enumerate().flat_map(_eval_views_fn(config.options()))
+    if not config.return_video_index:
         ds = ds.map(plain(lambda clip, label, index: (clip, label)))
-    ds = ds.batch(batch_size, drop_remainder=bool(options["drop_remainder"]))
+    ds = ds.batch(batch_size, drop_remainder=bool(config.drop_remainder))
     return _finish(ds, True, counter)
 
 
@@ -262,134 +286,34 @@ def _finish(ds, deterministic, counter, service=None):
     return ds
 
 
-_COMMON_DEFAULTS = {
-    "clip_length": 16,
-    "frame_intervals": (2,),
-    "crop_size": 224,
-    "dtype": "float32",
-    "num_classes": None,
-    "multi_label": False,
-    "image_key": schema.IMAGE,
-    "label_key": schema.LABEL_INDEX,
-    "drop_remainder": None,
-}
-_TRAIN_DEFAULTS = {
-    **_COMMON_DEFAULTS,
-    "speed_jitter": 0.0,
-    "scale_range": None,
-    "aspect_range": (0.8, 1.25),
-    "flip": True,
-    "color_jitter": HLS_JITTER,
-    "shuffle_buffer": 256,
-    "bad_data_counter": None,
-    "reverse_labels": None,
-    "position": None,
-    "data_service": None,
-}
-_EVAL_DEFAULTS = {
-    **_COMMON_DEFAULTS,
-    "eval_short_side": None,
-    "num_clips": 1,
-    "num_crops": 1,
-    "skip_bad": False,
-    "return_video_index": True,
-}
+def calibration_dataset(file_pattern, preprocessor):
+    """Clips one by one, cut as `preprocessor`'s model sees them (`DataConfig.calibration`): what int8
+    export calibrates on."""
+    return train_dataset(file_pattern, 1, seed=0, config=DataConfig.calibration(preprocessor))
 
 
-def make_dataset(
-    file_pattern,
-    split="train",
-    batch_size=8,
-    clip_length=16,
-    frame_intervals=(2,),
-    speed_jitter=0.0,
-    crop_size=224,
-    scale_range=None,
-    aspect_range=(0.8, 1.25),
-    flip=True,
-    color_jitter=HLS_JITTER,
-    eval_short_side=None,
-    num_clips=1,
-    num_crops=1,
-    dtype="float32",
-    num_classes=None,
-    multi_label=False,
-    image_key=schema.IMAGE,
-    label_key=schema.LABEL_INDEX,
-    shuffle_buffer=256,
-    seed=None,
-    deterministic=True,
-    input_context=None,
-    skip_bad=False,
-    return_video_index=True,
-    drop_remainder=None,
-    bad_data_counter=None,
-    reverse_labels=None,
-    position=None,
-):
-    """A `tf.data.Dataset` of `(clips, labels)` (train) or `(clips, labels, video_index)` (eval).
+# Arguments of `train_dataset` that are not `DataConfig` fields, and those `eval_dataset` takes too.
+_TRAIN_ARGUMENTS = ("seed", "deterministic", "input_context", "bad_data_counter", "reverse_labels", "position")
+_TRAIN_ARGUMENTS += ("data_service",)
 
-    Clips are `[batch, clip_length, crop_size, crop_size, 3]` with pixels in
-    [0, 255]: the model's `VideoClassifierPreprocessor` normalises them.
+
+def make_dataset(file_pattern, split="train", batch_size=8, **options):
+    """`train_dataset` (split "train": random clips, augmentation, shuffled) or `eval_dataset` (split
+    "eval": multi-view, deterministic); the clips are `[batch, clip_length, crop_size, crop_size, 3]` with
+    pixels in [0, 255] (the model's `VideoClassifierPreprocessor` normalises them).
 
     Args:
         file_pattern: glob(s) of TFRecord files, any `tf.io.gfile` path (local, `gs://`).
-        split: "train" (random clips, augmentation, shuffled) or "eval" (multi-view, deterministic).
+        split: "train" or "eval".
         batch_size: clips per batch (per input pipeline when distributed).
-        clip_length: frames per clip.
-        frame_intervals: train: the interval is drawn from this list per clip
-            (the official Kinetics recipe: `[1, 2, 2, 3]`); eval uses the first.
-        speed_jitter: train: the interval is multiplied by U(1 - j, 1 + j).
-        crop_size: output height and width.
-        scale_range: train: the short side is rescaled to U(low, high) before
-            cropping; default `crop_size × (1, 288/224)`, i.e. [224, 288] at 224.
-        aspect_range: train: aspect-ratio jitter (log-uniform).
-        flip: train: random horizontal flip of the whole clip.
-        color_jitter: train: max (hue, lightness, saturation) offsets in HLS
-            space (OpenCV scales), or None.
-        eval_short_side: eval: resize the short side to this; default
-            `crop_size × 256/224`, i.e. 256 at 224 (pass the model's
-            `preprocessor.short_side`).
-        num_clips, num_crops: eval views per video (crops: 1 = centre,
-            3 = start/centre/end of the long side).
-        dtype: of the clips: "float32", "bfloat16" or "float16".
-        num_classes: labels outside `[0, num_classes)` are bad data.
-        multi_label: multi-hot float labels of `num_classes` (DMVR multi-label
-            records); otherwise a record's first label is used, and training
-            counts records with several in `bad_data_counter`.
-        image_key, label_key: feature keys (DMVR / Model Garden records may differ).
-        shuffle_buffer: train: after the order of the files is shuffled, each
-            block of this many records is permuted, then a buffer of as many
-            mixes across blocks (up to twice this many records are held).
-        seed: makes sampling, augmentation and order reproducible.
-        deterministic: keep element order fixed under parallelism (False
-            lets a slow element be overtaken: a little faster, not reproducible).
-        input_context: a `tf.distribute.InputContext`: shards by file when
-            there are at least as many files as input pipelines, else by
-            record, and offsets the seed per pipeline.
-        skip_bad: eval: skip bad records instead of failing (train always drops and counts).
-        return_video_index: eval: add the video index (for per-video averaging).
-        drop_remainder: default True for train, False for eval.
-        bad_data_counter: a `BadDataCounter` to count dropped training
-            elements in (one is made and attached as `dataset.bad_data` otherwise).
-        reverse_labels: train: `reverse_labels[c]` is the class that a clip
-            of class c becomes when played backwards (move left / move right);
-            half the clips are played backwards and relabelled. Classes past
-            the end of the list, or mapped to themselves, keep their label.
-        position: train: a `DataPosition`: the stream repeats forever from
-            its start and records where each batch ends, for an exact resume.
-
+        **options: that builder's arguments (`seed`, `input_context`, `position`, ...) and `DataConfig`
+            fields; those of the other split only are ignored (one set of options serves both).
     """
     if split not in ("train", "eval"):
         raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
-    check_num_crops(num_crops)
-    if multi_label and not num_classes:
-        raise ValueError("`multi_label=True` needs `num_classes`. Received: num_classes=None")
-    if not frame_intervals or any(i < 1 for i in frame_intervals):
-        raise ValueError(f"`frame_intervals` must be positive. Received: frame_intervals={frame_intervals!r}")
-    given = {k: v for k, v in locals().items() if k not in ("file_pattern", "split", "batch_size", "input_context")}
     if split == "train":
-        options = {k: v for k, v in given.items() if k in _TRAIN_DEFAULTS}
-        return train_dataset(file_pattern, batch_size, seed, deterministic, input_context, **options)
-    options = {k: v for k, v in given.items() if k in _EVAL_DEFAULTS}
-    return eval_dataset(file_pattern, batch_size, input_context=input_context, **options)
+        eval_only = set(DataConfig.EVAL) - set(DataConfig.TRAIN)
+        return train_dataset(file_pattern, batch_size, **{k: v for k, v in options.items() if k not in eval_only})
+    train_only = set(_TRAIN_ARGUMENTS) - {"input_context"}
+    train_only |= {name for name in DataConfig.TRAIN if name not in DataConfig.EVAL}
+    return eval_dataset(file_pattern, batch_size, **{k: v for k, v in options.items() if k not in train_only})

@@ -14,8 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from mfnet_keras.data import augment, sampling
-from mfnet_keras.data.datasets import train_options
-from mfnet_keras.defaults import default_short_side
+from mfnet_keras.data.data_config import DataConfig
 from tfrecords_tools.video import VIDEO_EXTENSIONS
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -119,6 +118,7 @@ def video_dataset_from_directory(
     seed=None,
     validation_split=None,
     subset=None,
+    config=None,
     **options,
 ):
     """A `tf.data.Dataset` of `(clips, labels)` decoded from `directory/<class>/<video>` as it runs.
@@ -143,10 +143,11 @@ def video_dataset_from_directory(
         seed: for the shuffle, the split and the augmentation.
         validation_split: the fraction of videos held out, with `subset`.
         subset: "training", "validation" or "both" (returns both datasets).
-        **options: the clip and augmentation options of `train_dataset`
-            (`clip_length=16`, `crop_size=224`, `frame_intervals=(2,)`,
-            `scale_range`, `flip`, `color_jitter`, ...), and `training`
-            (force random or centre clips) and `eval_short_side`.
+        config: a `DataConfig` (default: its defaults): clip size, sampling, augmentation.
+        **options: `DataConfig` fields of training (`clip_length=16`,
+            `crop_size=224`, `frame_intervals=(2,)`, `scale_range`, `flip`,
+            `color_jitter`, ...) and `eval_short_side`, replacing the config's;
+            and `training` (force random or centre clips).
 
     Returns:
         The dataset (two for `subset="both"`), with `class_names`,
@@ -171,7 +172,17 @@ def video_dataset_from_directory(
     if subset == "both":
         return tuple(
             video_dataset_from_directory(
-                directory, labels, label_mode, class_names, batch_size, shuffle, seed, validation_split, part, **options
+                directory,
+                labels,
+                label_mode,
+                class_names,
+                batch_size,
+                shuffle,
+                seed,
+                validation_split,
+                part,
+                config,
+                **options,
             )
             for part in SUBSETS[:2]
         )
@@ -180,9 +191,8 @@ def video_dataset_from_directory(
     if not paths:
         raise ValueError(f"The {subset} subset of {directory} is empty (validation_split={validation_split})")
     training = options.pop("training", subset != "validation")
-    eval_short_side = options.pop("eval_short_side", None)
-    options = train_options("video_dataset_from_directory", **options)
-    options["eval_short_side"] = eval_short_side or default_short_side(options["crop_size"])
+    fields = (*DataConfig.TRAIN, "eval_short_side")
+    options = (config or DataConfig()).updated("video_dataset_from_directory", fields, **options).options()
     skipped = SkippedVideos()
     ds = _clips(paths, targets if label_mode else None, training, shuffle and training, seed, options, skipped)
     if label_mode == "categorical":

@@ -27,7 +27,7 @@ import time
 import tensorflow as tf
 
 from mfnet_keras.data import augment, records, sampling
-from mfnet_keras.data.datasets import train_options
+from mfnet_keras.data.data_config import DataConfig
 from tfrecords_tools import schema
 
 STAGES = ("read", "parse", "decode", "resize", "augment", "batch")
@@ -89,7 +89,8 @@ def stage_costs(file_pattern, clip_length=16, crop_size=224, batch_size=8, sampl
     `samples` records are taken from the first files, each stage timed for
     about `seconds`.
     """
-    options = train_options(clip_length=clip_length, crop_size=crop_size, **options)
+    config = DataConfig(clip_length=clip_length, crop_size=crop_size)
+    options = config.updated("stage_costs", DataConfig.TRAIN, **options).options()
     files = tf.data.Dataset.from_tensor_slices(records.list_files(file_pattern))
     raw = files.flat_map(tf.data.TFRecordDataset).take(samples)
     costs = {"read": _seconds_per_element(raw, seconds)}

@@ -5,8 +5,10 @@
 
 import importlib
 
+from mfnet_keras.errors import MFNetError
 
-class ExportError(Exception):
+
+class ExportError(MFNetError):
     """A classifier that cannot be read or a format whose tools are missing: one line, exit code 2."""
 
 

@@ -30,23 +30,9 @@ def graph_form(model, implementation):
 def read_calibration_clips(model, pattern, count):
     """Up to `count` float32 clips `[1, T, crop, crop, 3]` in [0, 255] from the TFRecords `pattern`,
     cut as the model sees them (short side at the model's, a crop of the crop size), for int8 calibration."""
-    from mfnet_keras.data import make_dataset
+    from mfnet_keras.data import calibration_dataset
 
-    pre = model.preprocessor
-    ds = make_dataset(
-        pattern,
-        "train",
-        batch_size=1,
-        clip_length=pre.clip_length,
-        frame_intervals=(pre.frame_interval,),
-        crop_size=pre.crop_size,
-        scale_range=(pre.short_side, pre.short_side),
-        aspect_range=(1.0, 1.0),
-        flip=False,
-        color_jitter=None,
-        seed=0,
-    )
-    return [clips.numpy() for clips, _ in ds.take(count)]
+    return [clips.numpy() for clips, _ in calibration_dataset(pattern, model.preprocessor).take(count)]
 
 
 def export_runtime(model, out_dir, format, precision="float32", calibration=None):

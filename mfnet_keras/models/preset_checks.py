@@ -13,6 +13,8 @@ import dataclasses
 import json
 import os
 
+from mfnet_keras.errors import MFNetError
+
 BACKBONE_WEIGHTS = "model.weights.h5"
 SHARDED_BACKBONE_WEIGHTS = "model.weights.json"
 HEAD_WEIGHTS = "task.weights.h5"
@@ -41,7 +43,7 @@ METADATA_TYPES = {
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 
-class PresetError(ValueError):
+class PresetError(MFNetError, ValueError):
     """A handle that cannot be loaded: one line saying why."""
 
 
