@@ -14,7 +14,7 @@ from commands import HttpServer
 from test_case import TINY_MFNET, build
 
 import mfnet_cli.predict
-from mfnet_keras import predict
+from mfnet_keras import inference
 from tfrecords_tools.synthetic import render_video
 from tfrecords_tools.video import write_video
 
@@ -116,7 +116,7 @@ def test_an_overlay_that_cannot_be_written_is_one_line_and_leaves_nothing(long_v
 
 def test_ctrl_c_stops_cleanly_with_the_overlay_finished(long_video, tmp_path, capsys, monkeypatch):
     video, model = long_video
-    probabilities, calls = predict.Classifier.probabilities, []
+    probabilities, calls = inference.Classifier.probabilities, []
 
     def interrupted_at_the_fifth_window(self, clips):
         calls.append(1)
@@ -124,7 +124,7 @@ def test_ctrl_c_stops_cleanly_with_the_overlay_finished(long_video, tmp_path, ca
             raise KeyboardInterrupt
         return probabilities(self, clips)
 
-    monkeypatch.setattr(predict.Classifier, "probabilities", interrupted_at_the_fifth_window)
+    monkeypatch.setattr(inference.Classifier, "probabilities", interrupted_at_the_fifth_window)
     code, windows, err = stream(capsys, video, model, "--overlay", str(tmp_path / "out.mp4"))
     assert (code, len(windows)) == (130, 4)
     frames = int(re.search(r"stream: (\d+) frames, 4 windows, 0 dropped;.* \(interrupted\)", err).group(1))
