@@ -19,7 +19,7 @@ import os
 import sys
 
 # TensorFlow leaves oneDNN off on AMD CPUs; with per-fiber convolutions it makes
-# a training step about 4x faster there. It is read when TensorFlow is first
+# a training step several times faster there (docs/performance.md). It is read when TensorFlow is first
 # imported, so it only takes effect if mfnet_keras is imported first; a value
 # the user already set wins.
 if "tensorflow" not in sys.modules:

@@ -13,7 +13,8 @@ from test_case import (
     wrap_layer,
 )
 
-from mfnet_keras.layers import FiberConv, tf_ops
+from mfnet_keras.layers import FiberConv
+from mfnet_keras.layers.backend_ops import tensorflow_ops
 
 RNG = np.random.default_rng(0)
 
@@ -130,12 +131,12 @@ def test_explicit_padding_matches_numpy(rank):
 
 def test_auto_path_on_tensorflow():
     """With oneDNN on (tests/conftest.py), one-frame-deep kernels take the frames path, others split."""
-    assert tf_ops.grouped_conv2d_supported("float32")
+    assert tensorflow_ops.grouped_conv2d_supported("float32")
     flat, deep, image = FiberConv(32, (1, 3, 3), 16), FiberConv(32, 3, 16), FiberConv(32, 3, 16)
     flat.build((None, 4, 8, 8, 32))
     deep.build((None, 4, 8, 8, 32))
     image.build((None, 8, 8, 32))
-    assert (flat._frames, deep._frames, image._frames) == (True, False, True)
+    assert (flat.plan.frames, deep.plan.frames, image.plan.frames) == (True, False, True)
     assert flat.takes_fibers and deep.takes_fibers
     x = ops.convert_to_tensor(RNG.standard_normal((2, 4, 8, 8, 32)).astype("float32"))
     fibers = ops.split(x, 16, axis=-1)
@@ -146,10 +147,10 @@ def test_auto_path_on_tensorflow():
 
 def test_auto_path_without_grouped_conv2d(monkeypatch):
     """Where TensorFlow's grouped conv2d has no gradients (oneDNN off on a CPU), auto convolves fiber by fiber."""
-    monkeypatch.setattr(tf_ops, "grouped_conv2d_supported", lambda dtype: False)
+    monkeypatch.setattr(tensorflow_ops, "grouped_conv2d_supported", lambda dtype: False)
     layer = FiberConv(32, (1, 3, 3), 16)
     layer.build((None, 4, 8, 8, 32))
-    assert not layer._frames and layer._split
+    assert not layer.plan.frames and layer.plan.split
     x = ops.convert_to_tensor(RNG.standard_normal((2, 4, 8, 8, 32)).astype("float32"))
     assert len(layer.fibers(x)) == 16
 
@@ -216,11 +217,9 @@ def test_bad_inputs():
 
 def test_tensorflow_3d_kernel_gradients_stay_finite_in_bfloat16():
     """TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 now and then returned NaN (same weights and
-    input, on a later call), ending mixed_bfloat16 training at step 2: `tf_ops.conv3d` computes the kernel
+    input, on a later call), ending mixed_bfloat16 training at step 2: `tensorflow_ops.conv3d` computes the kernel
     gradient in float32. Repeated calls stay finite and close to the float32 gradient."""
     import tensorflow as tf
-
-    from mfnet_keras.layers import tf_ops
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((4, 2, 2, 2, 8)).astype("float32"))
@@ -230,7 +229,7 @@ def test_tensorflow_3d_kernel_gradients_stay_finite_in_bfloat16():
         xc, kc = tf.cast(x, dtype), tf.cast(kernel, dtype)
         with tf.GradientTape() as tape:
             tape.watch(kc)
-            loss = tf.reduce_sum(tf.cast(tf_ops.conv3d(xc, kc, (1, 1, 1), "same"), "float32") ** 2)
+            loss = tf.reduce_sum(tf.cast(tensorflow_ops.conv3d(xc, kc, (1, 1, 1), "same"), "float32") ** 2)
         return tape.gradient(loss, kc).numpy().astype("float32")
 
     want = kernel_gradient(tf.float32)

@@ -91,6 +91,21 @@ def test_the_import_graph_has_no_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check finds one
 
 
+def test_in_the_layers_only_the_backend_ops_seam_asks_which_backend_runs():
+    asks = ("keras.backend.backend", "default_backend", "import tensorflow", "import torch", "import jax")
+    known = modules()
+    layers = [m for m in known if m.startswith("mfnet_keras.layers")]
+    assert "mfnet_keras.layers.backend_ops.torch_ops" in layers and "mfnet_keras.layers.fiber_conv" in layers
+    found = [
+        (module, ask)
+        for module in layers
+        if not module.startswith("mfnet_keras.layers.backend_ops")
+        for ask in asks
+        if ask in open(known[module]).read()
+    ]
+    assert found == []
+
+
 def test_the_data_package_imports_no_model_code():
     known = modules()
     for module, path in known.items():

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfrecords_tools import schema
 
-# tf.data functions here hold no Python control flow on tensors: AutoGraph, which costs ~2 s per
+# tf.data functions here hold no Python control flow on tensors: AutoGraph, which costs seconds per
 # pipeline at start-up, is skipped.
 plain = tf.autograph.experimental.do_not_convert
 BAD_DATA_REASONS = ("unreadable", "no_frames", "bad_jpeg", "bad_label")

@@ -2,9 +2,7 @@
 
 import keras
 
-from mfnet_keras.layers import tf_ops, torch_ops
-
-FUSED_BACKENDS = ("tensorflow", "torch")
+from mfnet_keras.layers import backend_ops
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
@@ -31,10 +29,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
     [0.3, 0.4]
     """
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._backend = backend_ops.current()
+
     def fuses(self, inputs, training=None, mask=None):
         """Whether this call runs the backend's fused kernel (see the class docstring)."""
         return (
-            keras.backend.backend() in FUSED_BACKENDS
+            self._backend.FUSED_BATCH_NORM
             and training
             and self.trainable
             and mask is None
@@ -52,12 +54,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def train_fused(self, inputs, relu=False):
         """Training-mode output, ReLU applied when `relu`, moving statistics updated; needs `fuses`."""
-        if keras.backend.backend() == "tensorflow":
-            outputs, mean, variance = tf_ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon)
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
-            return keras.ops.relu(outputs) if relu else outputs
-        outputs, mean, variance = torch_ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
+        ops = self._backend
+        outputs, mean, variance = ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            moving.assign(torch_ops.moving_average(moving.value, batch, self.momentum))
+            moving.assign(ops.moving_average(moving.value, batch, self.momentum))
         return outputs

@@ -1,14 +1,8 @@
 """Pooling over every frame of a clip with a 2D pool."""
 
 import keras
-from keras import ops
 
-from mfnet_keras.layers import torch_ops
-
-
-def _dims(x):
-    """`x`'s shape, each dimension unknown when the graph is built read at run time."""
-    return [d if d is not None else ops.shape(x)[i] for i, d in enumerate(x.shape)]
+from mfnet_keras.layers import backend_ops
 
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
@@ -41,12 +35,11 @@ class FrameMaxPooling(keras.layers.Layer):
             raise ValueError(f"`padding` must be 'valid' or 'same'. Received: padding={padding!r}")
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
+    def build(self, input_shape):
+        self._backend = backend_ops.current()
+
     def call(self, clips):
-        if keras.backend.backend() == "torch" and self.padding == "valid":
-            return torch_ops.max_pool(clips, self.pool_size, self.strides)
-        images = ops.reshape(clips, (-1, *_dims(clips)[2:]))
-        pooled = ops.max_pool(images, self.pool_size, self.strides, self.padding)
-        return ops.reshape(pooled, (-1, _dims(clips)[1], *_dims(pooled)[1:]))
+        return self._backend.max_pool_frames(clips, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
         batch, frames, height, width, channels = input_shape

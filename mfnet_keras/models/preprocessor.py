@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from mfnet_keras.defaults import FRAME_INTERVAL, VIDEO_MEAN, VIDEO_STD, default_short_side
-from mfnet_keras.layers import tf_ops
 
 
 def _is_int(value):
@@ -105,7 +104,9 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         if _is_int(new_h):
             frames = ops.image.resize(frames, (new_h, new_w), interpolation="bilinear", antialias=True)
         else:  # a size known at run time only (TensorFlow graphs of clips of any size)
-            frames = tf_ops.resize_bilinear(frames, (new_h, new_w))
+            from mfnet_keras.layers.backend_ops import tensorflow_ops  # imports TensorFlow: only where it runs
+
+            frames = tensorflow_ops.resize_bilinear(frames, (new_h, new_w))
         top, left = (new_h - self.crop_size) // 2, (new_w - self.crop_size) // 2
         frames = ops.slice(frames, (0, top, left, 0), (ops.shape(frames)[0], self.crop_size, self.crop_size, 3))
         return ops.reshape(frames, (-1, self.clip_length, self.crop_size, self.crop_size, 3))

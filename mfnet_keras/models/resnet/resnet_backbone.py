@@ -29,7 +29,7 @@ class ResNetBackbone(Backbone):
         bottleneck_filters: middle width of each stage (bottleneck only).
         cardinality: groups of the bottleneck's 3×3 conv.
         num_fibers, multiplexer: multi-fiber blocks only.
-        Others: as for `MFNetBackbone`.
+        Others: as for `MFNetBackbone` (`dtype` and `name`, default "resnet", as keyword arguments).
 
     Examples:
     >>> ResNetBackbone(input_shape=(64, 64, 3), block="basic").output_shape
@@ -48,11 +48,12 @@ class ResNetBackbone(Backbone):
         multiplexer=True,
         stem_filters=64,
         synchronized_bn=False,
-        dtype=None,
-        name="resnet",
         **kwargs,
     ):
         init_args = constructor_args(locals())
+        # `dtype` and `name` arrive as for any Keras layer; `dtype` is the layers' policy, not the model's.
+        dtype, name = kwargs.pop("dtype", None), kwargs.pop("name", "resnet")
+        init_args["dtype"] = dtype
         shape = check_input_shape(input_shape, (3,))
         if block not in BLOCKS:
             raise ValueError(f"`block` must be one of {BLOCKS}. Received: block={block!r}")

@@ -1,4 +1,4 @@
-"""PyTorch-only pieces of the model code: FiberConv's convolution and BatchNorm's training step.
+"""The PyTorch backend's model ops: FiberConv's convolution, BatchNorm's training step, the frame max-pool.
 
 This is the one place where model code calls PyTorch directly. Keras's
 `ops.conv` on PyTorch copies a channels-last input into channels-first memory
@@ -10,6 +10,28 @@ the output and their gradients cross over without a copy; only the small
 kernel is rearranged. The same view lets BatchNorm train on PyTorch's
 fused kernel instead of Keras's ten or so separate element-wise ops.
 """
+
+import keras
+import torch
+
+from mfnet_keras.layers.backend_ops import portable
+
+FUSED_BATCH_NORM = True
+
+
+def plan_conv(plan):
+    """The paths a FiberConv takes here: `"auto"` is one grouped convolution (`conv` where PyTorch's
+    symmetric padding gives the layer's output)."""
+    portable.refuse_tensorflow_only(plan, "torch")
+    return portable.explicit_paths(plan)
+
+
+def convolve(xs, kernel, plan, split, training=None):
+    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here."""
+    if not split and plan.symmetric_padding is not None:
+        kernel = keras.ops.convert_to_tensor(kernel)
+        return [conv(xs[0], kernel, plan.strides, plan.symmetric_padding, plan.num_fibers)]
+    return portable.convolve(portable.padded(xs, plan, keras.ops.pad), kernel, plan, split)
 
 
 def _to_first(x):
@@ -26,8 +48,6 @@ def conv(x, kernel, strides, padding, groups):
 
     `padding`: `"valid"`, or a tuple of symmetric per-dimension paddings.
     """
-    import torch
-
     rank = x.ndim - 2
     memory = torch.channels_last_3d if rank == 3 else torch.channels_last
     weights = kernel.permute(rank + 1, rank, *range(rank)).contiguous(memory_format=memory)
@@ -45,8 +65,6 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     when `relu`, and the batch's mean and biased variance, detached, for the
     moving statistics.
     """
-    import torch
-
     y, mean, inverse_std = torch.native_batch_norm(_to_first(x), gamma, beta, None, None, True, 0.0, epsilon)
     if relu:  # in place: BatchNorm's gradient needs its input, not its output
         y = torch.relu_(y)
@@ -56,15 +74,19 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
 
 def moving_average(moving, batch, momentum):
     """`momentum · moving + (1 − momentum) · batch` as one op (Keras's BatchNorm update)."""
-    import torch
-
     return torch.lerp(moving, batch, 1.0 - momentum)
+
+
+def max_pool_frames(clips, pool_size, strides, padding):
+    """A `1 × k × k` max-pool of clips: unpadded, PyTorch's own 3D pool of the channels-last memory (Keras's
+    would copy it to channels-first memory first)."""
+    if padding != "valid":
+        return portable.max_pool_frames(clips, pool_size, strides, padding)
+    return max_pool(clips, pool_size, strides)
 
 
 def max_pool(x, pool_size, strides):
     """Unpadded max-pool of channels-last images or clips, clips pooled `1 × k × k`, on the channels-last memory."""
-    import torch
-
     if x.ndim == 5:
         y = torch.nn.functional.max_pool3d(_to_first(x), (1, pool_size, pool_size), (1, strides, strides))
     else:

@@ -1,19 +1,26 @@
-"""TensorFlow-only pieces of the model code: FiberConv's fast path, BatchNorm's fused training kernel, and
+"""The TensorFlow backend's model ops: FiberConv's fast paths, BatchNorm's fused training kernel, and
 resizing to a size known at run time.
 
 This is the one place where model code calls TensorFlow directly. Keras's
 `ops.conv` sends every grouped convolution through XLA on TensorFlow, which
 is many times slower on CPU, while TensorFlow's own grouped `conv2d` runs as a
-single oneDNN (or cuDNN) primitive. FiberConv uses it only on the TensorFlow
-backend and only where `grouped_conv2d_supported` says it works here; every
-other backend and case goes through `keras.ops`. Its explicit padding is
-`zero_pad`, for the reason given there. `resize_bilinear` serves
-`VideoClassifierPreprocessor` when the frame size is unknown until run time (a
-SavedModel that takes clips of any size): `keras.ops.image.resize` needs a size
-known when the graph is built.
+single oneDNN (or cuDNN) primitive. FiberConv uses it where
+`grouped_conv2d_supported` says it works here, and convolves fiber by fiber
+otherwise. Its explicit padding is `zero_pad`, for the reason given there.
+`resize_bilinear` serves `VideoClassifierPreprocessor` when the frame size is
+unknown until run time (a SavedModel that takes clips of any size):
+`keras.ops.image.resize` needs a size known when the graph is built.
 """
 
+import dataclasses
 import functools
+
+import tensorflow as tf
+from keras import ops
+
+from mfnet_keras.layers.backend_ops import portable
+
+FUSED_BATCH_NORM = True
 
 
 @functools.cache
@@ -23,8 +30,6 @@ def grouped_conv2d_supported(dtype):
     With oneDNN (`TF_ENABLE_ONEDNN_OPTS=1`) or on a GPU they do; TensorFlow's
     plain CPU kernels compute the forward pass but have no gradients.
     """
-    import tensorflow as tf
-
     with tf.init_scope():
         x, kernel = tf.ones((1, 3, 3, 2), dtype), tf.ones((3, 3, 1, 2), dtype)
         strides = (1, 1, 1, 1)
@@ -41,6 +46,39 @@ def grouped_conv2d_supported(dtype):
     return True
 
 
+def plan_conv(plan):
+    """The paths a FiberConv takes here: `"auto"` convolves fiber by fiber, and a kernel one frame deep as
+    TensorFlow's grouped 2D convolution over all frames where that runs (`grouped_conv2d_supported`)."""
+    one_frame = plan.rank == 2 or plan.kernel_size[0] == 1
+    if plan.implementation == "frames" and not one_frame:
+        portable.refuse_tensorflow_only(plan, "tensorflow")
+    paths = portable.explicit_paths(plan)
+    if plan.implementation != "auto" or plan.num_fibers == 1:
+        return paths
+    return dataclasses.replace(paths, frames=one_frame and grouped_conv2d_supported(plan.dtype), split=True)
+
+
+def convolve(xs, kernel, plan, split, training=None):
+    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here."""
+    xs = portable.padded(xs, plan, zero_pad)
+    if plan.frames and not split:
+        conv = taps_conv if plan.rank == 3 and plan.kernel_size[0] > 1 else frames_conv
+        return [conv(xs[0], kernel, plan.strides, plan.padding)]
+    if plan.implementation == "graph":
+        return [grouped_conv(xs[0], kernel, plan.strides, plan.padding)]
+    return portable.convolve(xs, kernel, plan, split, conv3d if plan.rank == 3 else portable.plain_conv)
+
+
+def max_pool_frames(clips, pool_size, strides, padding):
+    """`portable.max_pool_frames`: TensorFlow has no float16 3D max-pool on CPU, a 2D pool runs everywhere."""
+    return portable.max_pool_frames(clips, pool_size, strides, padding)
+
+
+def moving_average(moving, batch, momentum):
+    """`portable.moving_average`."""
+    return portable.moving_average(moving, batch, momentum)
+
+
 def frames_conv(x, kernel, strides, padding):
     """Grouped convolution with a kernel one frame deep, as one 2D convolution over all frames.
 
@@ -49,8 +87,6 @@ def frames_conv(x, kernel, strides, padding):
     group count follows from the channels. A temporal stride keeps every
     `strides[0]`-th frame, which is exact for a kernel one frame deep.
     """
-    import tensorflow as tf
-
     padding = padding.upper()
     if len(x.shape) == 4:
         return tf.nn.conv2d(x, kernel, strides, padding)
@@ -71,8 +107,6 @@ def taps_conv(x, kernel, strides, padding):
     3D convolution). Temporal "same" padding is explicit here; the frame count
     must be known when the graph is built.
     """
-    import tensorflow as tf
-
     taps, frames, channels = kernel.shape[0], x.shape[1], x.shape[-1]
     groups = channels // kernel.shape[3]
     if padding == "same":
@@ -90,21 +124,20 @@ def taps_conv(x, kernel, strides, padding):
     return tf.reshape(y, [dims[0], out, *_dims(y)[1:]])
 
 
-def batch_norm(x, gamma, beta, epsilon):
+def batch_norm(x, gamma, beta, epsilon, relu=False):
     """Training-mode BatchNorm of channels-last `x` over every axis but the last, as TensorFlow's fused
     kernel (`FusedBatchNormV3`, oneDNN's on CPU; statistics in float32 for bfloat16 and float16 input).
 
-    Returns the normalised `x` in its dtype and the batch's mean and biased
-    variance (what Keras's moving statistics take; the kernel gives the
-    unbiased one).
+    Returns the normalised `x` in its dtype (a ReLU applied when `relu`) and
+    the batch's mean and biased variance (what Keras's moving statistics take;
+    the kernel gives the unbiased one).
     """
-    import tensorflow as tf
-
     dims = _dims(x)
     images = tf.reshape(x, [-1, *dims[-3:]] if len(dims) >= 4 else [1, -1, 1, dims[-1]])
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(images, gamma, beta, epsilon=epsilon, is_training=True)
     count = tf.cast(tf.size(x, out_type=tf.int64) // dims[-1], tf.float32)
-    return tf.reshape(y, dims), mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
+    y = tf.reshape(y, dims)
+    return ops.relu(y) if relu else y, mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
 def conv3d(x, kernel, strides, padding):
@@ -114,8 +147,6 @@ def conv3d(x, kernel, strides, padding):
     fiber (the same weights and input: a finite gradient, then NaN), which ended mixed_bfloat16 training
     at its second step; its float32 kernel does not. Forward and input gradient stay in bfloat16.
     """
-    import tensorflow as tf
-
     strides5, padding = [1, *strides, 1], padding.upper()
     if x.dtype != tf.bfloat16:
         return tf.nn.conv3d(x, kernel, strides5, padding)
@@ -142,8 +173,6 @@ def conv3d(x, kernel, strides, padding):
 
 def grouped_conv(x, kernel, strides, padding):
     """One grouped convolution op, for graphs handed to another runtime: TensorFlow's CPU kernels cannot run it."""
-    import tensorflow as tf
-
     return tf.nn.convolution(x, kernel, strides, padding.upper())
 
 
@@ -155,23 +184,17 @@ def zero_pad(x, pads):
     the padded shape (a `ShapeN` on the `Pad`): every training graph then logs
     `remapper failed: ... fanout ... exist for missing node .../Pad` and runs
     without any remapper fusion. The remapper leaves `PadV2` alone, and the
-    padded copy costs the same (MFNet-3D inference 0.206 vs 0.207 s, batch 1).
+    padded copy costs the same.
     """
-    import tensorflow as tf
-
     return tf.pad(x, pads, constant_values=tf.zeros((), x.dtype))
 
 
 def _dims(x):
     """The static size of each dimension where known, else the dynamic one."""
-    import tensorflow as tf
-
     dynamic = tf.shape(x)
     return [dynamic[i] if n is None else n for i, n in enumerate(x.shape)]
 
 
 def resize_bilinear(images, size):
     """Antialiased bilinear resize of `[N, H, W, C]` to `size` (tensors allowed), as `keras.ops.image.resize`."""
-    import tensorflow as tf
-
     return tf.image.resize(images, size, method="bilinear", antialias=True)
