@@ -15,9 +15,15 @@ PyTorch), and the map is upsampled to the clip, frame by frame and in time.
 import dataclasses
 import os
 
+import keras
 import numpy as np
+from keras import ops
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from mfnet_keras.errors import MFNetError
+from mfnet_keras.files import remove_empty_partial, replacing, save_figure
+from tfrecords_tools.video import write_video
 
 MIN_GRID = 4  # cells a side below which a map cannot say where in the frame
 
@@ -51,8 +57,6 @@ def saliency_layer(backbone):
 
 def split_at(model, layer):
     """`(clips -> A, A -> logits)`: a `VideoClassifier` cut at the backbone layer named `layer`."""
-    import keras
-
     backbone = model.backbone
     try:
         features = backbone.get_layer(layer).output
@@ -78,8 +82,6 @@ def split_at(model, layer):
 
 def gradient(fn, x):
     """`(fn(x), d sum(fn(x)) / dx)` by the running backend's automatic differentiation."""
-    import keras
-
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -111,8 +113,6 @@ def grad_cam(features, gradients):
 
 def upsample(grid, frames, size):
     """A `[t, h, w]` map resized to `[frames, size, size]`: bilinear in space, linear in time (cell centres)."""
-    from keras import ops
-
     spatial = ops.convert_to_numpy(ops.image.resize(ops.convert_to_tensor(grid[..., None]), (size, size)))[..., 0]
     position = np.clip((np.arange(frames) + 0.5) * len(grid) / frames - 0.5, 0, len(grid) - 1)
     low = np.floor(position).astype(int)
@@ -131,8 +131,6 @@ def explain_clip(model, clip, index=None, layer=None):
     >>> explained.view.shape, explained.saliency.shape, explained.layer
     ((4, 64, 64, 3), (4, 64, 64), 'conv4_B06')
     """
-    from keras import ops
-
     layer = layer or saliency_layer(model.backbone)
     encode, score = split_at(model, layer)
     features = encode(ops.convert_to_tensor(clip[None]))
@@ -155,8 +153,6 @@ def explain_clip(model, clip, index=None, layer=None):
 
 def overlay(explained, alpha=0.45):
     """uint8 frames `[T, crop, crop, 3]`: the view with the saliency drawn over it (matplotlib's jet)."""
-    from matplotlib import colormaps
-
     heat = colormaps["jet"](explained.saliency)[..., :3] * 255
     weight = alpha * explained.saliency[..., None] ** 0.5
     return np.clip(explained.view * (1 - weight) + heat * weight, 0, 255).astype(np.uint8)
@@ -165,11 +161,6 @@ def overlay(explained, alpha=0.45):
 def write_explanation(explained, stem, fps):
     """Writes `stem.explain.mp4` (the overlay at `fps`) and `stem.explain.png` (a contact sheet: each frame
     above its overlay); returns their paths."""
-    from matplotlib.figure import Figure
-
-    from mfnet_keras.files import remove_empty_partial, replacing, save_figure
-    from tfrecords_tools.video import write_video
-
     frames = overlay(explained)
     video, sheet = stem + ".explain.mp4", stem + ".explain.png"
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)

@@ -26,10 +26,13 @@ live source dropped because the model fell behind. Ctrl-C stops it cleanly.
 
 import os
 
+from mfnet_keras import timeline as timelines
+from mfnet_keras.explain import explain_clip, write_explanation
 from mfnet_keras.inference import (
     sample_clips,
     top_k,
 )
+from tfrecords_tools.video import decode_video
 
 
 def predict_video(classifier, path, clips=10, k=5, timeline=None, explain=None):
@@ -45,9 +48,6 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None, explain=None):
     classified from the frames that decode, with the reason in `warning`; an
     unreadable one raises `VideoError`.
     """
-    from mfnet_keras import timeline as timelines
-    from tfrecords_tools.video import decode_video
-
     options = timelines.TimelineOptions(timeline) if isinstance(timeline, (int, float)) else timeline
     if options:
         video, windows = timelines.classify_windows(classifier, path, options.seconds, clips)
@@ -81,8 +81,6 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None, explain=None):
 
 def _explain(classifier, frames, stem, fps):
     """Grad-CAM of the centre clip, written beside `stem`; what was explained and where it went."""
-    from mfnet_keras.explain import explain_clip, write_explanation
-
     clip = sample_clips(frames, classifier.clip_length, classifier.frame_interval, 1)[0]
     explained = explain_clip(classifier.keras_model, clip)
     overlay, sheet = write_explanation(explained, stem, fps / classifier.frame_interval)

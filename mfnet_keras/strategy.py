@@ -6,6 +6,9 @@ import contextlib
 import json
 import os
 
+import keras
+import tensorflow as tf
+
 
 class KerasDistribution:
     """What training needs of a tf.distribute strategy on the JAX and PyTorch backends.
@@ -21,8 +24,6 @@ class KerasDistribution:
 
     @contextlib.contextmanager
     def scope(self):
-        import keras
-
         if self.num_replicas_in_sync == 1:
             yield
             return
@@ -51,12 +52,8 @@ def cpu_has_bfloat16():
 def mixed_policy(strategy):
     """The mixed-precision policy for this machine: float16 on GPUs, bfloat16 on TPUs and on CPUs that
     have bfloat16 instructions, float16 on other CPUs."""
-    import keras
-
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
-
         if isinstance(strategy, tf.distribute.TPUStrategy):
             return "mixed_bfloat16"
         gpu = bool(tf.config.list_logical_devices("GPU"))
@@ -78,8 +75,6 @@ def choose_strategy(verbose=True):
     several workers, `MirroredStrategy` over all visible GPUs when there are several, else the default
     strategy. On JAX: `DataParallel` over every device when there are several (`KerasDistribution`). On
     PyTorch: one device (Keras has no multi-device `fit` there; see docs/performance.md, "Keras backends")."""
-    import keras
-
     if keras.backend.backend() != "tensorflow":
         devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
         strategy = KerasDistribution(devices if len(devices) > 1 else None)
@@ -87,8 +82,6 @@ def choose_strategy(verbose=True):
             kind = "DataParallel" if strategy.num_replicas_in_sync > 1 else "one device"
             print(f"strategy: {kind} ({keras.backend.backend()}), {strategy.num_replicas_in_sync} replica(s)")
         return strategy
-    import tensorflow as tf
-
     name = "default"
     if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -120,8 +113,6 @@ def worker_role():
 def is_multi_worker(strategy):
     if not is_tf_strategy(strategy):
         return False
-    import tensorflow as tf
-
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     cluster = strategy.cluster_resolver.cluster_spec().as_dict()
@@ -138,9 +129,6 @@ def enable_multi_worker_fit(model):
     gives each logged value a leading axis of 1 so that the reduction averages
     it over the workers into a scalar. Only the model passed in is changed.
     """
-    import keras
-    import tensorflow as tf
-
     symbolic_build = model._maybe_symbolic_build
     train_step, test_step = model.train_step, model.test_step
 

@@ -24,10 +24,15 @@ import threading
 import time
 from fractions import Fraction
 
+import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from mfnet_keras.defaults import clip_span
 from mfnet_keras.errors import MFNetError
+from mfnet_keras.files import PARTIAL, remove_empty_partial
+from mfnet_keras.inference import top_k
+from tfrecords_tools.video import error_text, frame_image, stream_geometry
 
 QUEUE_CLIPS = 2  # a live source's queue holds this many clip spans of frames before it drops the oldest
 
@@ -58,10 +63,6 @@ class StreamStats:
 
 def open_source(source):
     """`(container, live)` for a camera index or device, a URL or a video file."""
-    import av
-
-    from tfrecords_tools.video import error_text
-
     if re.fullmatch(r"\d+", str(source)):
         source = f"/dev/video{source}"
     camera = str(source).startswith("/dev/video")
@@ -83,8 +84,6 @@ class _Reader(threading.Thread):
 
     def __init__(self, container, live, short_side, keep_full, capacity):
         super().__init__(daemon=True)
-        from tfrecords_tools.video import stream_geometry
-
         self.container, self.live, self.short_side, self.keep_full = container, live, short_side, keep_full
         self.stream = container.streams.video[0]
         self.stream.thread_type = "AUTO"
@@ -93,10 +92,6 @@ class _Reader(threading.Thread):
         self.dropped, self.error, self.stopping = 0, None, threading.Event()
 
     def run(self):
-        import av
-
-        from tfrecords_tools.video import frame_image
-
         first = None
         try:
             for index, frame in enumerate(self.container.decode(self.stream)):
@@ -136,10 +131,6 @@ class Overlay:
     """
 
     def __init__(self, path, fps):
-        import av
-
-        from mfnet_keras.files import PARTIAL
-
         self.path, self.fps, self.stream, self.font = path, fps, None, None
         self.partial = os.path.join(os.path.dirname(os.path.abspath(path)), PARTIAL, os.path.basename(path))
         try:
@@ -149,8 +140,6 @@ class Overlay:
             raise StreamError(f"cannot write --overlay {path}: {error}") from None
 
     def write(self, image, label=None, probability=0.0):
-        import av
-
         try:
             for packet in self._stream(image).encode(av.VideoFrame.from_ndarray(self._draw(image, label, probability))):
                 self.container.mux(packet)
@@ -160,8 +149,6 @@ class Overlay:
     def _stream(self, image):
         """The output stream, added at the first frame: H.264 in yuv420p needs even sides, so odd ones
         gain a black row or column."""
-        from PIL import ImageFont
-
         if self.stream is None:
             height, width = image.shape[:2]
             self.stream = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
@@ -171,8 +158,6 @@ class Overlay:
         return self.stream
 
     def _draw(self, image, label, probability):
-        from PIL import Image, ImageDraw
-
         width, height = self.stream.width, self.stream.height
         canvas = Image.new("RGB", (width, height))
         canvas.paste(Image.fromarray(image))
@@ -187,8 +172,6 @@ class Overlay:
 
     def close(self, keep=True):
         """Finishes the video and moves it to `path` (`keep=False`: removes it)."""
-        from mfnet_keras.files import remove_empty_partial
-
         try:
             if keep and self.stream is not None:
                 for packet in self.stream.encode():
@@ -210,8 +193,6 @@ def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None,
     `classifier` is an `inference.Classifier`; `overlay` a path for the video with labels drawn on;
     `stats`, a `StreamStats`, is filled in as the stream goes (frames, dropped, windows, rate).
     """
-    from mfnet_keras.inference import top_k
-
     stride = stride or classifier.clip_length
     span = clip_span(classifier.clip_length, classifier.frame_interval)
     stats = stats if stats is not None else StreamStats()

@@ -17,10 +17,15 @@ import sys
 import threading
 import time
 
+import av
 import numpy as np
+from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+from tqdm import tqdm
 
 from mfnet_keras.defaults import clip_span
+from mfnet_keras.files import remove_empty_partial, save_figure
 from mfnet_keras.inference import sample_clips
+from tfrecords_tools.video import VideoError, decode_video, error_text, stream_geometry
 
 
 @dataclasses.dataclass
@@ -43,8 +48,6 @@ class _Decoding(threading.Thread):
         self.video = self.error = None
 
     def run(self):
-        from tfrecords_tools.video import VideoError, decode_video
-
         try:
             self.video = decode_video(self.path, short_side=self.short_side, keep_partial=True, frames=self.frames)
         except (VideoError, OSError) as error:
@@ -53,10 +56,6 @@ class _Decoding(threading.Thread):
 
 def source_fps(path):
     """The frame rate of a video file's first video stream (25 when it does not say), from its headers."""
-    import av
-
-    from tfrecords_tools.video import VideoError, error_text, stream_geometry
-
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -94,10 +93,6 @@ def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress
     """`(video, windows)`: the decoded `Video` and `[{"start", "end", "probabilities"}]`, one per window of
     `seconds`, each the mean softmax of up to `clips` clips spread over it. `progress`: a tqdm bar (frames
     decoded, with their rate) on a terminal by default. Raises `VideoError` for an unreadable video."""
-    from tqdm import tqdm
-
-    from tfrecords_tools.video import VideoError
-
     fps = source_fps(path)
     size, span = max(1, round(seconds * fps)), clip_span(classifier.clip_length, classifier.frame_interval)
     decoding, batches, windows = _Decoding(path, classifier.short_side), _Batches(classifier, batch_size), []
@@ -184,10 +179,6 @@ def segments(windows, class_names, min_score=0.0, smooth=1):
 
 def plot_timeline(windows, found, class_names, path, title=""):
     """A PNG of the segments (a coloured bar per class) over the probability of each class they name."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
-
-    from mfnet_keras.files import remove_empty_partial, save_figure
-
     shown = sorted({s["index"] for s in found}) or [int(np.argmax(windows[0]["probabilities"]))]
     colours = {c: f"C{i % 10}" for i, c in enumerate(shown)}
     fig = Figure(figsize=(10, 3.2))
