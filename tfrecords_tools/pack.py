@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import sys
 
+from tqdm import tqdm
+
 from tfrecords_tools import __version__, schema
 from tfrecords_tools.layouts import LAYOUTS, LayoutError, list_source
 from tfrecords_tools.video import VideoError, decode_video, encode_jpeg
@@ -175,7 +177,6 @@ def pack_dataset(source, output_dir, *, csv=None, workers=None, resume=False, **
 
 def _encode_shards(settings, output_dir, workers, listing, pending):
     import tensorflow as tf
-    from tqdm import tqdm
 
     encoding = (settings.short_side, settings.fps, settings.max_frames, settings.jpeg_quality, settings.keep_partial)
     tasks = [(os.path.join(listing.root, path), *encoding) for _, shard in pending for path, _ in shard["videos"]]

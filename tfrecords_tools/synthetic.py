@@ -21,6 +21,7 @@ import os
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from tfrecords_tools.video import write_video
 
@@ -133,8 +134,6 @@ def generate(output_dir, seed=0, train_per_class=48, test_per_class=8, frames=24
             video_seed = seed * 1_000_003 + c * 10_007 + i
             tasks.append((os.path.join(output_dir, rel), label, video_seed, frames, size, fps))
     with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count()) as pool:
-        from tqdm import tqdm
-
         for _ in tqdm(pool.imap_unordered(_write_one, tasks), total=len(tasks), unit="video", file=sys.stderr):
             pass
     for split, entries in splits.items():

@@ -7,7 +7,9 @@ import re
 import struct
 from fractions import Fraction
 
+import av
 import numpy as np
+from PIL import Image
 
 VIDEO_EXTENSIONS = (
     ".mp4",
@@ -134,8 +136,6 @@ class _Reading:
 
 def _read_stream(container, stream, path, sar, short_side, fps, max_frames, source_fps, frames):
     """Decodes packet by packet, so a bad packet is counted and decoding goes on past it."""
-    import av
-
     reading, next_time = _Reading(frames=frames if frames is not None else []), None
     packets = container.demux(stream)
     while True:
@@ -220,8 +220,6 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
             damaged video that still has frames is returned instead when
             `keep_partial`, with the reason in `Video.problem`.
     """
-    import av
-
     ext = os.path.splitext(path)[1].lower()
     if ext not in VIDEO_EXTENSIONS:
         raise VideoError(f"unsupported extension {ext or '(none)'!r}")
@@ -250,8 +248,6 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
 
 def encode_jpeg(image, quality=90):
     """JPEG bytes of an RGB uint8 image."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -259,15 +255,11 @@ def encode_jpeg(image, quality=90):
 
 def decode_jpeg(data):
     """RGB uint8 array of JPEG bytes."""
-    from PIL import Image
-
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def write_video(path, frames, fps=15, codec="libx264", pix_fmt="yuv420p", options=None):
     """Writes RGB uint8 frames `(T, H, W, 3)` as a video file with PyAV."""
-    import av
-
     height, width = frames[0].shape[:2]
     with av.open(path, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
