@@ -12,9 +12,12 @@ import copy
 import difflib
 import os
 
+import tensorflow as tf
 import yaml
 
+from mfnet_keras import models
 from mfnet_keras.data.data_config import DataConfig
+from mfnet_keras.data.service import check_address
 from mfnet_keras.defaults import NUM_CROPS, VIDEO_MEAN, VIDEO_STD
 from mfnet_keras.errors import MFNetError
 
@@ -271,8 +274,6 @@ def _check_ranges(config):
 
 
 def _check_model_options(model):
-    from mfnet_keras import models
-
     accepted = models.backbone_options(model["name"]) - {"name", "synchronized_bn"}
     for key in model["options"]:
         if key in _OWN_KEYS:
@@ -301,8 +302,6 @@ def has_validation(data):
 
 
 def _validate(config, check_paths):
-    from mfnet_keras import models
-
     model, data, train = config["model"], config["data"], config["train"]
     if model["name"] not in models.list_presets():
         raise ConfigError(f"config error: model.name must be one of {models.list_presets()}, got {model['name']!r}")
@@ -316,15 +315,11 @@ def _validate(config, check_paths):
         raise ConfigError(f"config error: eval.num_crops must be 1 or 3, got {config['eval']['num_crops']}")
     _check_data_source(data)
     if data["service"]:
-        from mfnet_keras.data.service import check_address
-
         try:
             check_address(data["service"])
         except ValueError as error:
             raise ConfigError(f"config error: data.service: {error}") from None
     if check_paths:
-        import tensorflow as tf
-
         for key in ("data.train", "data.eval"):
             pattern = data[key.split(".")[1]]
             if pattern and not tf.io.gfile.glob(pattern):

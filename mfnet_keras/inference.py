@@ -2,6 +2,8 @@
 OpenVINO file), sampling clips from decoded frames, softmax and top-k. `predict` and `streaming` call it.
 """
 
+import importlib
+import importlib.util
 import json
 import os
 
@@ -9,6 +11,7 @@ import numpy as np
 
 from mfnet_keras.defaults import clip_span, eval_clip_starts
 from mfnet_keras.errors import MFNetError
+from mfnet_keras.export.artefacts import ARTEFACTS, SIDECAR
 
 
 def softmax(logits):
@@ -37,8 +40,6 @@ _RUNTIMES = {
 
 def runtime_artefact(path):
     """The LiteRT / ONNX / OpenVINO file `path` names (itself, or the one in an export folder), or None."""
-    from mfnet_keras.export.artefacts import ARTEFACTS, SIDECAR
-
     if os.path.isdir(path) and os.path.exists(os.path.join(path, SIDECAR)):
         with open(os.path.join(path, SIDECAR)) as f:
             return os.path.join(path, ARTEFACTS[json.load(f)["format"]])
@@ -48,8 +49,6 @@ def runtime_artefact(path):
 def runtime_logits(path, openvino_precision=None):
     """A function of float32 clips `[N, T, crop, crop, 3]` → logits, run by the file's own runtime on
     every core. `openvino_precision` ("f32", "bf16") overrides OpenVINO's default (bf16 where the CPU has it)."""
-    import importlib
-
     format, module, package = _RUNTIMES[os.path.splitext(path)[1]]
     try:
         runtime = importlib.import_module(module)
@@ -83,8 +82,6 @@ RUNTIME_CHOICES = ("auto", "keras", "openvino")
 
 
 def _installed(module):
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -131,7 +128,6 @@ class Classifier:
                 self._keras, self.runtime = model, "keras"
                 self.class_names, settings = list(model.class_names), model.preprocessor.get_config()
         if artefact is not None:
-            from mfnet_keras.export.artefacts import SIDECAR
             from mfnet_keras.models import VideoClassifierPreprocessor
 
             with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:

@@ -7,7 +7,7 @@ import sys
 import tensorflow as tf
 
 from mfnet_keras.config import ConfigError
-from mfnet_keras.data import DataConfig, eval_dataset, train_dataset, video_dataset_from_directory
+from mfnet_keras.data import DataConfig, eval_dataset, records_info, train_dataset, video_dataset_from_directory
 from mfnet_keras.data.directory import list_videos, split_subset
 from mfnet_keras.strategy import is_tf_strategy
 from tfrecords_tools import schema
@@ -17,8 +17,6 @@ def training_set(data, seed):
     """`(class names, training videos)`: from `labels.txt` and the manifest beside the records, or from
     the class folders of `data.videos` (less its validation part)."""
     if not data["videos"]:
-        from mfnet_keras.data import records_info
-
         return records_info(data["train"])
 
     paths, _, names = list_videos(data["videos"])

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from mfnet_keras.data import augment, sampling
 from mfnet_keras.data.data_config import DataConfig
-from tfrecords_tools.video import VIDEO_EXTENSIONS
+from tfrecords_tools.video import VIDEO_EXTENSIONS, VideoError, decode_video
 
 AUTOTUNE = tf.data.AUTOTUNE
 SUBSETS = ("training", "validation", "both")
@@ -208,8 +208,6 @@ def _clips(paths, targets, training, shuffle, seed, options, skipped):
     short_side = options["scale_range"][1] if training else options["eval_short_side"]
 
     def decode(path):
-        from tfrecords_tools.video import VideoError, decode_video
-
         path = path.numpy().decode()
         try:
             return np.stack(decode_video(path, short_side=short_side).frames)

@@ -3,9 +3,11 @@ backend; every format is written from a TensorFlow graph)."""
 
 import json
 import os
+import subprocess
 import sys
 
 from mfnet_keras.export.artefacts import ExportError
+from mfnet_keras.models import PresetError
 
 # The child's result, or its ExportError / PresetError, as one JSON line on stdout.
 _CHILD = """import json, sys
@@ -23,10 +25,6 @@ def export_under_tensorflow(**arguments):
     """Runs `export(**arguments)` with `KERAS_BACKEND=tensorflow` in a child process and returns its result:
     how a model trained on JAX or PyTorch is exported (a `.keras` file loads on any backend). The child's
     error is raised here again as a `PresetError` (a refused model) or an `ExportError`."""
-    import subprocess
-
-    from mfnet_keras.models import PresetError
-
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-c", _CHILD, json.dumps(arguments)]
     ran = subprocess.run(command, env=env, capture_output=True, text=True)

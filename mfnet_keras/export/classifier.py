@@ -1,11 +1,16 @@
 """`export`: a classifier file or preset into any format, in a TensorFlow child process on JAX and PyTorch."""
 
+import glob
 import os
 
+import keras
+
+from mfnet_keras import models
 from mfnet_keras.export.artefacts import FORMATS, INT8_FORMATS, PRECISIONS, ExportError, check_tools
 from mfnet_keras.export.child import export_under_tensorflow
 from mfnet_keras.export.runtime import export_runtime, read_calibration_clips
 from mfnet_keras.export.saved_model import export_saved_model
+from mfnet_keras.files import save_model
 
 
 def export(weights, out, format="tf_saved_model", precision="float32", calibration=None, calibration_clips=64):
@@ -17,11 +22,6 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
     Class names and preprocessing come from the classifier itself. Returns what was written. On the JAX
     or PyTorch backend the export runs in a TensorFlow child process (`export_under_tensorflow`).
     """
-    import glob
-
-    from mfnet_keras import models
-    from mfnet_keras.files import save_model
-
     if format not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if precision not in PRECISIONS:
@@ -35,8 +35,6 @@ def export(weights, out, format="tf_saved_model", precision="float32", calibrati
     check_tools(format, precision)
     if "://" not in str(weights) and not os.path.exists(weights) and weights not in models.list_presets():
         raise ExportError(f"--weights {weights} does not exist")
-    import keras
-
     if keras.backend.backend() != "tensorflow":  # every format is written from a TensorFlow graph
         arguments = {"weights": str(weights), "out": str(out), "format": format, "precision": precision}
         return export_under_tensorflow(**arguments, calibration=calibration, calibration_clips=calibration_clips)

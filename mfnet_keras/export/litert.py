@@ -4,10 +4,11 @@ import functools
 import tempfile
 import warnings
 
+import keras
+
 
 def int8_model(model, spec, path, clips):
     """Full-integer LiteRT model calibrated on `clips`; the global pooling and the classifier stay float."""
-    import keras
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as saved:

@@ -5,14 +5,14 @@ import logging
 import os
 import sys
 
+from mfnet_keras.files import PARTIAL
+
 
 def quantize_int8(path, clips):
     """Quantises the OpenVINO model at `path` in place to int8 with NNCF, calibrated on `clips`; the
     classifier's matrix product stays float."""
     import nncf
     import openvino
-
-    from mfnet_keras.files import PARTIAL
 
     model = openvino.Core().read_model(path)  # maps model.bin: the result is written beside it, then renamed
     ignored = nncf.IgnoredScope(types=["MatMul"])

@@ -4,9 +4,15 @@ and a cache of them for the classifiers that `mfnet-predict` runs on OpenVINO.""
 import contextlib
 import os
 
+import keras
+
+from mfnet_keras import models
 from mfnet_keras.export import litert, openvino
 from mfnet_keras.export.artefacts import ARTEFACTS, GRAPH_FORMS, SIDECAR
 from mfnet_keras.export.child import export_under_tensorflow
+from mfnet_keras.files import remove_empty_partial, replacing, sha256_of, write_json
+from mfnet_keras.layers import FiberConv, walk_layers
+from mfnet_keras.models.preset_handles import cache_dir
 from mfnet_keras.version import __version__  # keys the runtime cache
 
 
@@ -14,8 +20,6 @@ from mfnet_keras.version import __version__  # keys the runtime cache
 def graph_form(model, implementation):
     """Within the block, every `FiberConv` of `model` runs as `implementation` (the same numbers in
     another graph); each gets its own back afterwards."""
-    from mfnet_keras.layers import FiberConv, walk_layers
-
     convs = [layer for layer in walk_layers(model) if isinstance(layer, FiberConv) and layer.built]
     before = [conv.implementation for conv in convs]
     try:
@@ -48,8 +52,6 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     """
     import tensorflow as tf
 
-    from mfnet_keras.files import remove_empty_partial, write_json
-
     pre = model.preprocessor
     batch = 1 if format == "litert" else None
     spec = tf.TensorSpec((batch, pre.clip_length, pre.crop_size, pre.crop_size, 3), tf.float32, name="clips")
@@ -80,12 +82,6 @@ def cached_runtime_export(source, format):
     """The `format` artefact of the classifier at `source` (a `.keras` file or preset folder): exported
     once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged
     (the Keras model is only loaded to export it)."""
-    import keras
-
-    from mfnet_keras import models
-    from mfnet_keras.files import remove_empty_partial, replacing, sha256_of
-    from mfnet_keras.models.preset_handles import cache_dir
-
     key = f"{sha256_of(source)[:16]}-{__version__}-{format}"
     folder = os.path.join(cache_dir(), "runtimes", key)
     if not os.path.exists(os.path.join(folder, SIDECAR)):

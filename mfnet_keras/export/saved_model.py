@@ -20,6 +20,8 @@ TensorFlow alone: `tf.saved_model.load(path)`.
 
 import os
 
+import keras
+
 TOP_K = 5
 
 
@@ -105,7 +107,6 @@ def export_saved_model(model, out_dir):
     (`loaded.class_names`, `loaded.preprocessing`, variables named by their key);
     the class names also as the file `assets/labels.txt`.
     """
-    import keras
     import tensorflow as tf
 
     pre = model.preprocessor
