@@ -9,9 +9,13 @@ import os
 
 import numpy as np
 
+from mfnet_keras import models
 from mfnet_keras.defaults import clip_span, eval_clip_starts
 from mfnet_keras.errors import MFNetError
 from mfnet_keras.export.artefacts import ARTEFACTS, SIDECAR
+from mfnet_keras.export.runtime import cached_runtime_export
+from mfnet_keras.export.saved_model import saved_model_settings
+from mfnet_keras.models import VideoClassifierPreprocessor
 
 
 def softmax(logits):
@@ -111,25 +115,17 @@ class Classifier:
         if artefact is None and os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             import tensorflow as tf
 
-            from mfnet_keras.export.saved_model import saved_model_settings
-
             loaded = tf.saved_model.load(path)
             self._serve, self.runtime = loaded.signatures["serving_default"], "tensorflow"
             self.class_names, settings = saved_model_settings(loaded)
         elif artefact is None:
             if runtime == "openvino" or (runtime == "auto" and os.path.exists(path) and _installed("openvino")):
-                from mfnet_keras.export.runtime import cached_runtime_export
-
                 artefact = cached_runtime_export(path, "openvino")
             else:
-                from mfnet_keras import models
-
                 model = models.load_model(path)
                 self._keras, self.runtime = model, "keras"
                 self.class_names, settings = list(model.class_names), model.preprocessor.get_config()
         if artefact is not None:
-            from mfnet_keras.models import VideoClassifierPreprocessor
-
             with open(os.path.join(os.path.dirname(os.path.abspath(artefact)), SIDECAR)) as f:
                 sidecar = json.load(f)
             self._runtime, self.runtime = runtime_logits(artefact), sidecar["format"]

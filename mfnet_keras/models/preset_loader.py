@@ -5,6 +5,8 @@ import dataclasses
 import os
 import warnings
 
+import h5py
+
 from mfnet_keras.checkpoints import key_mapping
 from mfnet_keras.models.preset_checks import (
     BACKBONE_WEIGHTS,
@@ -122,8 +124,6 @@ def _load_head_weights(model, folder):
     path = os.path.join(folder, HEAD_WEIGHTS)
     if not os.path.exists(path):
         return
-    import h5py
-
     with blaming(path), h5py.File(path, "r") as f:
         flat = "layers" not in f
         if flat:
