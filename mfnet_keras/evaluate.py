@@ -186,8 +186,14 @@ def check_records(config):
 
 
 def evaluate(config, weights, output):
-    """Evaluates the classifier at `weights` (a `.keras` file or a preset handle) on `data.eval`
-    (else `data.train`); writes the report and plots; returns the report. Class names are the model's."""
+    """Evaluates a classifier on `data.eval` (else `data.train`); writes the report and plots; returns
+    the report. Class names are the model's.
+
+    Args:
+        config: a loaded config: the records, clip size and evaluation views.
+        weights: a `.keras` file or a preset handle.
+        output: the report folder.
+    """
 
     check_records(config)
     started = time.time()

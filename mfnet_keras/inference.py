@@ -105,6 +105,11 @@ class Classifier:
     crop and normalise them inside; the fixed-size runtime models get the same
     resize and crop here (`VideoClassifierPreprocessor.resize_and_crop`) and
     normalise inside.
+
+    Args:
+        path: the artefact, `.keras` file or preset folder.
+        runtime: one of `RUNTIME_CHOICES` (`"auto"`, `"keras"`, `"openvino"`) for a `.keras` file or a
+            preset folder.
     """
 
     def __init__(self, path, runtime="auto"):

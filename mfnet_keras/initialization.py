@@ -90,6 +90,12 @@ def inflate_2d_to_3d(model_2d, model_3d, method="inflation", seed=None):
     BatchNorm and the classifier are copied as they are, and the classifier is
     skipped when the class counts differ.
 
+    Args:
+        model_2d: the trained 2D model (e.g. `VideoClassifier.from_preset("mfnet2d")`).
+        model_3d: the 3D model whose weights are set.
+        method: one of `INFLATION_METHODS` (see `inflate_kernel`).
+        seed: the noise of `method="random"`.
+
     Examples:
     >>> from mfnet_keras.models import VideoClassifier
     >>> model_2d = VideoClassifier.from_preset("mfnet2d", num_classes=5, crop_size=64)
@@ -151,6 +157,9 @@ def zero_init_residual(model):
     identity, so a deep network from scratch begins as a shallow one and
     learns faster (Goyal et al. 2017, "zero-γ"; in a pre-activation unit the
     last conv plays the role of the last BatchNorm's γ).
+
+    Args:
+        model: a model or backbone made of `MultiFiberUnit`s.
 
     Examples:
     >>> from mfnet_keras.models import MFNetBackbone

@@ -47,6 +47,14 @@ def predict_video(classifier, path, clips=10, k=5, timeline=None, explain=None):
     and `.png` (a Keras classifier only). A truncated or partly corrupt video is
     classified from the frames that decode, with the reason in `warning`; an
     unreadable one raises `VideoError`.
+
+    Args:
+        classifier: an `inference.Classifier` (any artefact and runtime).
+        path: the video file.
+        clips: clips sampled evenly over the video (or over each window).
+        k: how many classes `top_k` lists.
+        timeline: window length in seconds, or a `timeline.TimelineOptions`; None for one prediction.
+        explain: the path stem of the Grad-CAM files; None for none.
     """
     options = timelines.TimelineOptions(timeline) if isinstance(timeline, (int, float)) else timeline
     if options:

@@ -11,7 +11,12 @@ from mfnet_keras.layers import walk_layers
 
 
 def count_params(model, trainable_only=True):
-    """Number of (trainable) parameters; the paper counts trainable ones, BN's γ/β included."""
+    """Number of (trainable) parameters; the paper counts trainable ones, BN's γ/β included.
+
+    Args:
+        model: a built Keras model.
+        trainable_only: False counts BatchNorm's moving statistics too.
+    """
     weights = model.trainable_weights if trainable_only else model.weights
     return int(sum(math.prod(w.shape) for w in weights))
 
@@ -25,6 +30,9 @@ def count_flops(model):
     kernels as `(*window, in_channels / groups, out_channels)` (depthwise:
     `(*window, channels, multiplier)`). The model must have been built on an
     input shape with no unknown dimension except the batch.
+
+    Args:
+        model: the model to count.
 
     Examples:
     >>> from mfnet_keras.models import VideoClassifier

@@ -141,8 +141,14 @@ def fit_epochs(model, train_ds, restart, fit, start, lengths, nan_guard):
 def train(config, output, mixed_precision=False, jit_compile=False, verbose="auto"):
     """Runs (or resumes) training; returns the Keras History of the last `fit` call.
 
-    `jit_compile` compiles the step with XLA on TensorFlow (or `torch.compile` on PyTorch); on JAX the
-    step is always compiled, as un-jitted JAX runs it op by op."""
+    Args:
+        config: a loaded config (`mfnet_keras.config.load_config`).
+        output: the run folder: checkpoints, `log.csv`, `model.keras`; a run found there resumes.
+        mixed_precision: train under the machine's mixed policy (`strategy.mixed_policy`).
+        jit_compile: compile the step with XLA on TensorFlow (or `torch.compile` on PyTorch); on JAX
+            the step is always compiled, as un-jitted JAX runs it op by op.
+        verbose: Keras's `fit` verbosity.
+    """
 
     labels, videos = training_set(config["data"], config["train"]["seed"])
     reverse = reverse_labels(config["data"]["reverse_pairs"], labels, config["model"]["clip_length"])

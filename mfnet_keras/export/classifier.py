@@ -16,6 +16,14 @@ from mfnet_keras.files import save_model
 def export(weights, out, format="tf_saved_model", precision="float32", calibration=None, calibration_clips=64):
     """Exports the classifier at `weights` (a `.keras` file or any preset handle) into the folder `out`.
 
+    Args:
+        weights: a `.keras` file or a preset handle.
+        out: the export folder.
+        format: one of `FORMATS`.
+        precision: one of `PRECISIONS` (`"int8"`: LiteRT and OpenVINO).
+        calibration: a glob of TFRecords whose clips int8 calibrates on.
+        calibration_clips: how many of them.
+
     `tf_saved_model`: the SavedModel with three signatures, and a copy as `out/model.keras`.
     `litert`, `onnx`, `openvino`: `export_runtime`'s artefact and `classifier.json`.
     `precision="int8"` (LiteRT, OpenVINO) calibrates on `calibration_clips` clips of the TFRecords `calibration`.

@@ -170,6 +170,10 @@ class Multiplexer(keras.layers.Layer):
     Two pre-activation 1×1 convolutions, C → `bottleneck_filters` → C, whose
     result is added to the input. Output shape equals input shape.
 
+    Args:
+        bottleneck_filters: channels between the two convolutions (the paper's C/4).
+        synchronized_bn: BatchNorm statistics over every replica (multi-GPU/TPU training).
+
     Examples:
     >>> import numpy as np
     >>> Multiplexer(24)(np.zeros((1, 4, 7, 7, 96), "float32")).shape

@@ -5,7 +5,11 @@ import keras
 
 def walk_layers(layer):
     """The layer, then every layer nested in it (a model's layers, sublayers held in attributes, lists or
-    dicts), each once, parents before children."""
+    dicts), each once, parents before children.
+
+    Args:
+        layer: a Keras layer or model.
+    """
     seen, order = set(), []
 
     def visit(item):

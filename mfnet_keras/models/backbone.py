@@ -45,8 +45,12 @@ class Backbone(keras.Model):
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """The backbone of a preset: a registered name (`cls.presets`), a preset folder, a `.pth`,
-        an `http(s)://`, `hf://` or `kaggle://` handle. `kwargs` override constructor arguments
-        (e.g. `input_shape`, `dtype`).
+        an `http(s)://`, `hf://` or `kaggle://` handle.
+
+        Args:
+            preset: the handle.
+            load_weights: False builds the architecture with random weights.
+            **kwargs: constructor arguments that override the preset's (e.g. `input_shape`, `dtype`).
 
         Examples:
         >>> from mfnet_keras.models import MFNetBackbone
@@ -57,8 +61,12 @@ class Backbone(keras.Model):
         return preset_loader.load_backbone(cls, Backbone, preset, load_weights=load_weights, **kwargs)
 
     def save_to_preset(self, preset_dir, max_shard_size=None):
-        """Writes `config.json`, `model.weights.h5`, `metadata.json` and a `README.md` model card
-        into the folder `preset_dir` (with `max_shard_size` in GB, the weights in shards)."""
+        """Writes `config.json`, `model.weights.h5`, `metadata.json` and a `README.md` model card.
+
+        Args:
+            preset_dir: the folder (created).
+            max_shard_size: split the weights into files of at most this many GB.
+        """
         preset_saver.save_backbone(self, preset_dir, max_shard_size=max_shard_size)
 
 

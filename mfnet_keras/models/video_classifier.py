@@ -155,8 +155,15 @@ class VideoClassifier(keras.Model):
         return self.activation == "softmax"  # the activation is kept serialised: a callable softmax is "softmax"
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Keras `compile` with defaults for fine-tuning: AdamW 1e-4, sparse cross-entropy on the
-        logits (on the probabilities with a softmax `activation`), accuracy and top-5 accuracy."""
+        """Keras `compile` with defaults for fine-tuning.
+
+        Args:
+            optimizer: `"auto"` is AdamW at 1e-4.
+            loss: `"auto"` is sparse cross-entropy on the logits (on the probabilities with a softmax
+                `activation`).
+            metrics: `"auto"` is accuracy, and top-5 accuracy over more than 5 classes.
+            **kwargs: the rest of Keras's `compile` arguments.
+        """
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(1e-4)
         if loss == "auto":
@@ -184,10 +191,15 @@ class VideoClassifier(keras.Model):
         """A classifier from a preset: a registered name (`VideoClassifier.presets`), a preset folder,
         a `.pth` checkpoint, an `http(s)://` URL (`sha256=` to verify), `hf://` or `kaggle://`.
 
-        A `num_classes` other than the preset's replaces the classifier (random) and keeps the rest.
-        `kwargs`: `clip_length`, `crop_size`, `mean`, `std`, `frame_interval` (the preprocessor),
-        `dropout`, `pooling`, `activation`, `sha256`, and backbone arguments (`dtype`,
-        `synchronized_bn`, `num_fibers`, ...).
+        Args:
+            preset: the handle.
+            num_classes: a number other than the preset's replaces the classifier (random) and keeps
+                the rest.
+            class_names: one name per class; by default the preset's, where its classifier is kept.
+            load_weights: False builds the architecture with random weights.
+            **kwargs: `clip_length`, `crop_size`, `mean`, `std`, `frame_interval` (the preprocessor),
+                `dropout`, `pooling`, `activation`, `sha256`, and backbone arguments (`dtype`,
+                `synchronized_bn`, `num_fibers`, ...).
 
         Examples:
         >>> from mfnet_keras.models import VideoClassifier
@@ -203,6 +215,10 @@ class VideoClassifier(keras.Model):
         """Writes a preset folder in keras-hub's layout: `config.json` and `model.weights.h5` (the
         backbone; with `max_shard_size` in GB, `model.weights.json` and its shards), `task.json`,
         `task.weights.h5` (the head), `preprocessor.json`, `metadata.json` and a `README.md` model card.
+
+        Args:
+            preset_dir: the folder (created).
+            max_shard_size: split the backbone's weights into files of at most this many GB.
 
         Examples:
         >>> import tempfile
