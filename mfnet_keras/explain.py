@@ -18,8 +18,6 @@ import os
 import keras
 import numpy as np
 from keras import ops
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from mfnet_keras.errors import MFNetError
 from mfnet_keras.files import remove_empty_partial, replacing, save_figure
@@ -153,6 +151,8 @@ def explain_clip(model, clip, index=None, layer=None):
 
 def overlay(explained, alpha=0.45):
     """uint8 frames `[T, crop, crop, 3]`: the view with the saliency drawn over it (matplotlib's jet)."""
+    from matplotlib import colormaps  # plotting libraries load only when a plot is asked for
+
     heat = colormaps["jet"](explained.saliency)[..., :3] * 255
     weight = alpha * explained.saliency[..., None] ** 0.5
     return np.clip(explained.view * (1 - weight) + heat * weight, 0, 255).astype(np.uint8)
@@ -168,6 +168,8 @@ def write_explanation(explained, stem, fps):
     with replacing(video) as tmp:
         write_video(tmp, even, fps=max(1, round(fps)))
     count = len(frames)
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(1.3 * count, 3.0))
     axes = fig.subplots(2, count, squeeze=False)
     for t in range(count):

@@ -19,7 +19,6 @@ import time
 
 import av
 import numpy as np
-from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 from tqdm import tqdm
 
 from mfnet_keras.defaults import clip_span
@@ -181,6 +180,9 @@ def plot_timeline(windows, found, class_names, path, title=""):
     """A PNG of the segments (a coloured bar per class) over the probability of each class they name."""
     shown = sorted({s["index"] for s in found}) or [int(np.argmax(windows[0]["probabilities"]))]
     colours = {c: f"C{i % 10}" for i, c in enumerate(shown)}
+    # Only when a plot is asked for; no pyplot: leaves the caller's backend alone.
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10, 3.2))
     bars, lines = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2]})
     for s in found:

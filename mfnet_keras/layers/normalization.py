@@ -54,8 +54,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def train_fused(self, inputs, relu=False):
         """Training-mode output, ReLU applied when `relu`, moving statistics updated; needs `fuses`."""
-        ops = self._backend
-        outputs, mean, variance = ops.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
+        backend = self._backend
+        outputs, mean, variance = backend.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            moving.assign(ops.moving_average(moving.value, batch, self.momentum))
+            moving.assign(backend.moving_average(moving.value, batch, self.momentum))
         return outputs

@@ -83,11 +83,6 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     raise NotImplementedError("BatchNorm has no fused kernel of its own on JAX; Keras's runs there.")
 
 
-def max_pool_frames(clips, pool_size, strides, padding):
-    """`portable.max_pool_frames`."""
-    return portable.max_pool_frames(clips, pool_size, strides, padding)
-
-
-def moving_average(moving, batch, momentum):
-    """`portable.moving_average`."""
-    return portable.moving_average(moving, batch, momentum)
+# No kernel of this backend's own beats the portable ones.
+max_pool_frames = portable.max_pool_frames
+moving_average = portable.moving_average

@@ -69,14 +69,9 @@ def convolve(xs, kernel, plan, split, training=None):
     return portable.convolve(xs, kernel, plan, split, conv3d if plan.rank == 3 else portable.plain_conv)
 
 
-def max_pool_frames(clips, pool_size, strides, padding):
-    """`portable.max_pool_frames`: TensorFlow has no float16 3D max-pool on CPU, a 2D pool runs everywhere."""
-    return portable.max_pool_frames(clips, pool_size, strides, padding)
-
-
-def moving_average(moving, batch, momentum):
-    """`portable.moving_average`."""
-    return portable.moving_average(moving, batch, momentum)
+# No kernel of this backend's own beats the portable ones.
+max_pool_frames = portable.max_pool_frames
+moving_average = portable.moving_average
 
 
 def frames_conv(x, kernel, strides, padding):
