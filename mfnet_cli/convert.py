@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
@@ -23,25 +23,7 @@ def main(argv=None):
     )
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
-    import_tensorflow(args.verbose)
-    from mfnet_keras import models
-    from mfnet_keras.checkpoints import pth_reader
-    from mfnet_keras.convert import convert
-
-    if args.preset is not None and args.preset not in models.list_presets():
-        parser.error(f"unknown preset {args.preset!r}; choose from {models.list_presets()}")
-    try:
-        model = convert(args.src, args.out, args.preset, args.num_classes, args.skip_classifier)
-    except (ValueError, pth_reader.UnsafeCheckpointError) as error:  # truncated, refused or not a checkpoint
-        return fail(error, 2)
-    pre = model.preprocessor
-    print(f"wrote {args.out}: {model.name}, {len(model.weights)} weights, {model.count_params():,} parameters")
-    print(
-        f"input {pre.clip_length}x{pre.crop_size}x{pre.crop_size} (short side {pre.short_side}, "
-        f"every {pre.frame_interval} frames), {model.num_classes} classes, "
-        f"mean={[round(m, 4) for m in pre.mean]} std={[round(s, 4) for s in pre.std]}"
-    )
-    return 0
+    return launch(parser, args, "convert")
 
 
 if __name__ == "__main__":

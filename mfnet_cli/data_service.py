@@ -9,24 +9,12 @@ Ctrl-C or SIGTERM.
 """
 
 import argparse
-import signal
 import sys
-import threading
 
-from mfnet_cli.quiet import add_verbose_argument, import_tensorflow
-
-
-def serve(server, description):
-    """Prints `description` and blocks until SIGINT or SIGTERM, then stops `server`."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print(description, flush=True)
-    stop.wait()
-    server.stop()
+from mfnet_cli.quiet import add_verbose_argument, launch
 
 
-def parse_args(argv):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="mfnet-data-service",
         description="Run a tf.data service dispatcher or worker, to decode training clips on more machines "
@@ -42,25 +30,7 @@ def parse_args(argv):
     worker.add_argument("--host", default="localhost", help="this machine's name as trainers reach it")
     for role in (dispatcher, worker):
         add_verbose_argument(role)
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    tf = import_tensorflow(args.verbose)
-    from mfnet_keras.data import service
-
-    try:
-        if args.role == "dispatcher":
-            server = service.start_dispatcher(args.port, args.work_dir)
-            serve(server, f"dispatcher listening on {server.target}")
-        else:
-            server = service.start_worker(args.dispatcher, args.port, args.host)
-            serve(server, f"worker {args.host}:{args.port} serving {service.check_address(args.dispatcher)}")
-    except (ValueError, tf.errors.OpError) as error:
-        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0
+    return launch(parser, parser.parse_args(argv), "data_service")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
@@ -17,16 +17,7 @@ def main(argv=None):
     )
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
-    import_tensorflow(args.verbose)
-    from mfnet_keras.config import ConfigError
-    from mfnet_keras.demo import run
-    from tfrecords_tools.pack import UsageError
-
-    try:
-        run(args.output, args.set)
-    except (ConfigError, UsageError) as error:
-        return fail(error, 2, prefix="" if isinstance(error, ConfigError) else "error: ")
-    return 0
+    return launch(parser, args, "demo")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """`mfnet-export`: `mfnet_keras.export.export`, a classifier to a SavedModel, LiteRT, ONNX or OpenVINO."""
 
 import argparse
-import json
 import sys
 
-from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, launch
 
 # `mfnet_keras.export.FORMATS` and `PRECISIONS`, written here so that `--help` loads no Keras (a test
 # checks that they agree).
@@ -35,18 +34,7 @@ def main(argv=None):
     parser.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default: 64)")
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
-    import_tensorflow(args.verbose)
-    from mfnet_keras.export import ExportError, export
-    from mfnet_keras.models import PresetError
-
-    try:
-        result = export(args.weights, args.out, args.format, args.precision, args.calibration, args.calibration_clips)
-    except ExportError as error:
-        return fail(error, 2)
-    except PresetError as error:
-        return fail(error)
-    print(json.dumps(result))
-    return 0
+    return launch(parser, args, "export")
 
 
 if __name__ == "__main__":

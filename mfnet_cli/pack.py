@@ -5,7 +5,7 @@ import dataclasses
 import os
 import sys
 
-from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, launch
 from tfrecords_tools.layouts import LAYOUTS
 from tfrecords_tools.pack import PackOptions
 
@@ -49,33 +49,19 @@ def build_parser():
     return parser
 
 
+def pack_options(args):
+    """The `PackOptions` fields of parsed `args`, as keyword arguments."""
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(PackOptions)}
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(PackOptions)}
-    for option, message in PackOptions(**options).problems():
+    for option, message in PackOptions(**pack_options(args)).problems():
         parser.error(f"--{option.replace('_', '-')} {message}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
-    import_tensorflow(args.verbose)
-    from tfrecords_tools.pack import UsageError, pack_dataset
-
-    try:
-        manifest = pack_dataset(
-            args.source, args.output_dir, csv=args.csv, workers=args.workers, resume=args.resume, **options
-        )
-    except UsageError as error:
-        return fail(error, 2)
-    except KeyboardInterrupt:
-        print("interrupted: finished shards are kept; re-run with --resume to finish", file=sys.stderr)
-        return 130
-    skipped = sum(len(split["skipped"]) for split in manifest["splits"].values())
-    if args.strict and skipped:
-        print(
-            f"error: --strict: {skipped} video(s) were skipped (listed above), so the exit code is 1", file=sys.stderr
-        )
-        return 1
-    return 0
+    return launch(parser, args, "pack")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """`mfnet-train`: `mfnet_keras.train.train` on a config (a file or a packaged name) with `--set` overrides."""
 
 import argparse
-import json
-import os
 import sys
 
-from mfnet_cli.quiet import add_verbose_argument, fail, import_tensorflow
+from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
@@ -45,22 +43,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not (args.config or args.videos):
         parser.error("give --config (records or videos in it) or --videos DIR")
-    import_tensorflow(args.verbose)
-    from mfnet_keras.config import ConfigError, load_config
-    from mfnet_keras.train import train
-
-    name = args.config or "own_videos"
-    try:
-        overrides = [*args.set, *([f"data.service={args.data_service}"] if args.data_service else [])]
-        overrides += [f"data.videos={json.dumps(args.videos)}"] if args.videos else []  # a quoted YAML string
-        config = load_config(name, overrides)
-        output = args.output or os.path.join("runs", os.path.splitext(os.path.basename(name))[0])
-        train(config, output, args.mixed_precision, args.jit_compile)
-    except ConfigError as error:
-        return fail(error, 2, prefix="")
-    except (RuntimeError, OSError) as error:  # NaN loss; a full, read-only or missing output folder
-        return fail(error)
-    return 0
+    return launch(parser, args, "train")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ NULLABLE_TYPES = {"model.num_classes": 1, "model.init": "", "train.steps_per_epo
 
 
 class ConfigError(MFNetError, ValueError):
-    """A config problem; the message is one line naming the key."""
+    """A config problem; the message is one line naming the key (it starts with "config error:")."""
+
+    prefix = ""
 
 
 def _type_name(value):

@@ -10,4 +10,11 @@ True
 
 
 class MFNetError(Exception):
-    """A user's input this package cannot use: the message is one line saying what and where."""
+    """A user's input this package cannot use: the message is one line saying what and where.
+
+    The command lines print it as `prefix` + the message's first line and exit with `exit_code`:
+    2, as argparse does, when the input must change before a rerun can succeed.
+    """
+
+    exit_code = 2
+    prefix = "error: "

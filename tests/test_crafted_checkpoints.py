@@ -173,14 +173,14 @@ def test_memory_stays_bounded_on_crafted_files(crafted, tmp_path):
         f"""
         import json
         from mfnet_cli.convert import main
-        from mfnet_cli.quiet import import_tensorflow
+        from mfnet_cli.quiet import import_quietly
 
         def peak():
             for line in open("/proc/self/status"):
                 if line.startswith("VmHWM"):
                     return int(line.split()[1]) * 1024
 
-        import_tensorflow()
+        import_quietly("mfnet_keras")
         from mfnet_keras import models
         from mfnet_keras.checkpoints import key_mapping
         baseline = peak()

@@ -44,7 +44,13 @@ _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 
 class PresetError(MFNetError, ValueError):
-    """A handle that cannot be loaded: one line saying why."""
+    """A handle that cannot be loaded: one line saying why.
+
+    Exit code 1 at the command lines: the model file or preset itself is refused (damaged, unsafe or
+    of another layout), which no change of the command's options mends.
+    """
+
+    exit_code = 1
 
 
 @dataclasses.dataclass(frozen=True)
