@@ -7,6 +7,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-convert`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-convert",
         description="Convert a PyTorch MF-Net checkpoint (.pth, any PyTorch version) to a Keras preset folder. "

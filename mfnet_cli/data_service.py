@@ -15,6 +15,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-data-service`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-data-service",
         description="Run a tf.data service dispatcher or worker, to decode training clips on more machines "

@@ -7,6 +7,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-demo`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-demo",
         description="`make demo`: the project's main job end to end on the embedded synthetic dataset, on CPU.",

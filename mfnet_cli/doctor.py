@@ -7,6 +7,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-doctor`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-doctor",
         description="Measure the training input pipeline on this machine: clips/s per core, the stage that "

@@ -7,6 +7,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-evaluate`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-evaluate",
         description="Multi-view evaluation: video/clip accuracy, per-class accuracy plot, confusion matrix.",

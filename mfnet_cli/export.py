@@ -12,6 +12,11 @@ PRECISIONS = ("float32", "int8")
 
 
 def main(argv=None):
+    """`mfnet-export`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-export",
         description="Export a trained classifier: a TensorFlow SavedModel with serving signatures (and .keras), "

@@ -50,11 +50,20 @@ def build_parser():
 
 
 def pack_options(args):
-    """The `PackOptions` fields of parsed `args`, as keyword arguments."""
+    """The `PackOptions` fields of parsed `args`, as keyword arguments.
+
+    Args:
+        args: `mfnet-pack`'s parsed arguments.
+    """
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(PackOptions)}
 
 
 def main(argv=None):
+    """`mfnet-pack`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     for option, message in PackOptions(**pack_options(args)).problems():

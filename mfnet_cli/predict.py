@@ -68,6 +68,11 @@ def _parser():
 
 
 def main(argv=None):
+    """`mfnet-predict`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     _check_arguments(parser, args)

@@ -8,6 +8,11 @@ from mfnet_cli.quiet import add_verbose_argument, launch
 
 
 def main(argv=None):
+    """`mfnet-profile`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-profile",
         description="Parameters and multiply-adds (the paper's FLOPs) of the registered architectures, beside the paper's.",

@@ -40,7 +40,12 @@ def launch(parser, args, command):
 
 
 def import_quietly(name, verbose=False):
-    """Module `name`, imported with TensorFlow started after it; start-up log lines hidden unless `verbose`."""
+    """Module `name`, imported with TensorFlow started after it; start-up log lines hidden unless `verbose`.
+
+    Args:
+        name: the module to import (`mfnet_cli.run`, `tensorflow`, ...).
+        verbose: let TensorFlow's start-up and C++ log lines through.
+    """
     if verbose or "tensorflow" in sys.modules:
         module = importlib.import_module(name)
         importlib.import_module("tensorflow")
@@ -73,12 +78,22 @@ def _start_up_lines_dropped():
 
 
 def add_verbose_argument(parser):
-    """The `--verbose` flag of every command line that loads TensorFlow."""
+    """The `--verbose` flag of every command line that loads TensorFlow.
+
+    Args:
+        parser: the command's `ArgumentParser` (or a sub-command's).
+    """
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log lines")
 
 
 def fail(error, code=1, prefix="error: "):
-    """Prints the first line of `error` (an exception or a message) on stderr as one line; returns `code`."""
+    """Prints the first line of `error` (an exception or a message) on stderr as one line; returns `code`.
+
+    Args:
+        error: an exception or a message.
+        code: the exit code to return.
+        prefix: put before the line (`MFNetError.prefix`).
+    """
     lines = str(error).strip().splitlines() or [type(error).__name__]
     print(f"{prefix}{lines[0]}", file=sys.stderr)
     return code

@@ -9,6 +9,11 @@ from tfrecords_tools.synthetic import CLASSES, generate
 
 
 def main(argv=None):
+    """`mfnet-synthetic`: parses `argv`, then runs the command; returns the exit code.
+
+    Args:
+        argv: the command's arguments (default: `sys.argv[1:]`).
+    """
     parser = argparse.ArgumentParser(
         prog="mfnet-synthetic",
         description="Write a synthetic motion-only action dataset as H.264 mp4 videos with train/test lists.",

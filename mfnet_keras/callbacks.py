@@ -33,6 +33,14 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     so a resumed run trains on what an uninterrupted one would have. With
     `write=False` (the non-chief workers of a multi-worker run) it only
     restores. Every file is written atomically (`mfnet_keras.files`).
+
+    Args:
+        directory: the run's checkpoint folder.
+        save_every_steps: training steps between saves.
+        steps_per_epoch: training steps per epoch.
+        monitor: the metric that picks `best.keras`.
+        mode: `"max"` or `"min"`: which `monitor` values are better.
+        write: write files (False on the non-chief workers of a multi-worker run).
     """
 
     def __init__(self, directory, save_every_steps, steps_per_epoch, monitor="val_accuracy", mode="max", write=True):
@@ -137,6 +145,9 @@ class EpochLog(keras.callbacks.Callback):
     A resumed epoch replaces any row of that epoch or later (left by a run
     that got further before it was stopped), so the file always holds one row
     per finished epoch.
+
+    Args:
+        path: the CSV file.
     """
 
     def __init__(self, path):

@@ -148,7 +148,11 @@ SCHEMA_FLAT = _flatten(SCHEMA)
 
 
 def parse_override(text):
-    """`a.b=value` → `{"a": {"b": value}}`, the value read as YAML (`3`, `0.1`, `[1, 2]`, `true`)."""
+    """`a.b=value` → `{"a": {"b": value}}`, the value read as YAML (`3`, `0.1`, `[1, 2]`, `true`).
+
+    Args:
+        text: `key=value`, the key dotted (`train.epochs=2`).
+    """
     if "=" not in text:
         raise ConfigError(f"config error: --set takes key=value, got {text!r}")
     key, raw = text.split("=", 1)
@@ -168,7 +172,11 @@ def list_configs():
 
 
 def config_path(path_or_name):
-    """A config file's path: the path itself when it exists, else the packaged config of that name."""
+    """A config file's path: the path itself when it exists, else the packaged config of that name.
+
+    Args:
+        path_or_name: a YAML file, or a packaged config's name (`ucf101`, `synthetic_demo`, ...).
+    """
     if os.path.exists(path_or_name):
         return path_or_name
     name = os.path.basename(path_or_name)
@@ -183,6 +191,11 @@ def config_path(path_or_name):
 def load_config(path=None, overrides=(), check_paths=True):
     """The full config: defaults, then the YAML file (a path or a packaged config's name), then `key=value`
     overrides; validated.
+
+    Args:
+        path: a YAML file or a packaged config's name (None: the defaults alone).
+        overrides: `key=value` strings, applied last.
+        check_paths: refuse records and folders that do not exist.
 
     Examples:
     >>> config = load_config("ucf101", ["train.epochs=2", "model.crop_size=112"], check_paths=False)
@@ -299,7 +312,11 @@ def _check_data_source(data):
 
 
 def has_validation(data):
-    """Whether a config's data section validates: `data.eval` records, or a held-out part of `data.videos`."""
+    """Whether a config's data section validates: `data.eval` records, or a held-out part of `data.videos`.
+
+    Args:
+        data: the config's `data` section.
+    """
     return bool(data["eval"] or (data["videos"] and data["validation_split"]))
 
 

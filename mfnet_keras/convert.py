@@ -17,7 +17,15 @@ from mfnet_keras.models.preset_loader import classifier_from_checkpoint
 
 
 def convert(src, out, preset=None, num_classes=None, skip_classifier=False):
-    """Loads the checkpoint `src` into its `VideoClassifier` and writes it to `out`; returns the classifier."""
+    """Loads the checkpoint `src` into its `VideoClassifier` and writes it to `out`; returns the classifier.
+
+    Args:
+        src: a `.pth` checkpoint.
+        out: a preset folder, `NAME.keras` or `NAME.weights.h5`.
+        preset: the registered preset it holds (default: from the file name, else `mfnet3d`).
+        num_classes: the classifier's size (default: the checkpoint's).
+        skip_classifier: leave the classifier random.
+    """
 
     model = classifier_from_checkpoint(
         VideoClassifier, src, release=preset, num_classes=num_classes, skip_classifier=skip_classifier

@@ -15,6 +15,9 @@ NUM_CROPS = (1, 3)  # evaluation crops per clip: the centre, or start/centre/end
 def default_short_side(crop_size):
     """The evaluation resize: the short side to `crop_size × 256/224` (256 at 224, 128 at 112).
 
+    Args:
+        crop_size: the crop's side.
+
     Examples:
     >>> default_short_side(224), default_short_side(112)
     (256, 128)
@@ -24,6 +27,10 @@ def default_short_side(crop_size):
 
 def clip_span(clip_length, frame_interval):
     """Frames a clip covers, first to last sampled frame included.
+
+    Args:
+        clip_length: frames per clip.
+        frame_interval: frames between consecutive clip frames.
 
     Examples:
     >>> clip_span(16, 2)
@@ -35,6 +42,11 @@ def clip_span(clip_length, frame_interval):
 def eval_clip_starts(num_frames, span, clips):
     """Uniformly spaced starts of `clips` clips of `span` frames covering `num_frames` frames
     (one clip: the middle); the evaluation pipeline samples the same starts.
+
+    Args:
+        num_frames: frames in the video.
+        span: frames each clip covers (`clip_span`).
+        clips: how many clips.
 
     Examples:
     >>> eval_clip_starts(100, 31, 3)
@@ -49,6 +61,10 @@ def eval_clip_starts(num_frames, span, clips):
 
 
 def check_num_crops(num_crops):
-    """Raises a ValueError unless `num_crops` is one of `NUM_CROPS`."""
+    """Raises a ValueError unless `num_crops` is one of `NUM_CROPS`.
+
+    Args:
+        num_crops: spatial crops per clip.
+    """
     if num_crops not in NUM_CROPS:
         raise ValueError(f"`num_crops` must be 1 or 3. Received: num_crops={num_crops}")

@@ -26,7 +26,14 @@ from tfrecords_tools import pack, synthetic
 
 def run(output="runs/demo", overrides=(), synthetic_options=None, short_side=128):
     """Runs the demo; `overrides` (`key=value`) apply to both configs, `synthetic_options` are
-    `tfrecords_tools.synthetic.generate` arguments (tests use them for a small, fast run)."""
+    `tfrecords_tools.synthetic.generate` arguments (tests use them for a small, fast run).
+
+    Args:
+        output: the demo's folder.
+        overrides: `key=value` strings applied to both configs.
+        synthetic_options: `tfrecords_tools.synthetic.generate` arguments (None: its defaults).
+        short_side: the short side the videos are packed at.
+    """
 
     started = time.time()
     videos = os.path.join(output, "videos")

@@ -33,7 +33,11 @@ ADVICE = {
 
 
 def first_frame_size(file_pattern):
-    """`(height, width)` of the first record's frames, as `tfrecords_tools.pack` stored them."""
+    """`(height, width)` of the first record's frames, as `tfrecords_tools.pack` stored them.
+
+    Args:
+        file_pattern: a glob of packed TFRecords.
+    """
 
     for serialized in tf.data.TFRecordDataset(records.list_files(file_pattern)[:1]).take(1):
         context = schema.parse_sequence_example(serialized)[1]
@@ -42,7 +46,15 @@ def first_frame_size(file_pattern):
 
 
 def step_seconds(model, batch_size, clip_length, crop_size, steps=1):
-    """Median seconds of a training step of `model` (SGD, cross-entropy) on random clips of this size."""
+    """Median seconds of a training step of `model` (SGD, cross-entropy) on random clips of this size.
+
+    Args:
+        model: the classifier to time.
+        batch_size: clips per step.
+        clip_length: frames per clip.
+        crop_size: clip height and width.
+        steps: timed steps (the median is returned).
+    """
 
     shape = (batch_size, clip_length, crop_size, crop_size, 3)
     x = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
@@ -59,7 +71,12 @@ def step_seconds(model, batch_size, clip_length, crop_size, steps=1):
 
 
 def shorter_side_advice(frame_size, crop_size):
-    """What packing at a shorter side would save, or how to decode less when it would not."""
+    """What packing at a shorter side would save, or how to decode less when it would not.
+
+    Args:
+        frame_size: the stored frames' `(height, width)`.
+        crop_size: the training crop's side.
+    """
 
     stored, wanted = min(frame_size), default_short_side(crop_size)
     if stored > wanted * 1.1:
@@ -71,7 +88,11 @@ def shorter_side_advice(frame_size, crop_size):
 
 
 def advise(report):
-    """Lines of advice for a `diagnose` report: the bounding stage, frames per clip, and cores."""
+    """Lines of advice for a `diagnose` report: the bounding stage, frames per clip, and cores.
+
+    Args:
+        report: the dict `diagnose` builds.
+    """
     lines = [ADVICE[report["bound"]].format(short_side=shorter_side_advice(report["frame_size"], report["crop_size"]))]
     if report["clip_length"] > 8:
         lines.append(f"decoding costs scale with frames per clip: {report['clip_length'] // 2} frames halve it")
@@ -86,7 +107,17 @@ def advise(report):
 
 def diagnose(file_pattern, model=None, clip_length=16, crop_size=224, batch_size=8, step_rate=None, seconds=6.0):
     """The doctor's findings as a dict: pipeline clips/s (and per core), stage costs (core-ms per clip),
-    the stage that bounds it, `model`'s step time here, the cores `step_rate` steps/s need, and advice."""
+    the stage that bounds it, `model`'s step time here, the cores `step_rate` steps/s need, and advice.
+
+    Args:
+        file_pattern: a glob of packed training TFRecords.
+        model: a classifier whose training step is timed too (None: none).
+        clip_length: frames per clip.
+        crop_size: clip height and width.
+        batch_size: clips per training step.
+        step_rate: an accelerator's training steps per second to feed (None: no cores estimate).
+        seconds: how long the whole pipeline is timed.
+    """
 
     cores = throughput.cores()
     ds = train_dataset(file_pattern, batch_size, seed=0, clip_length=clip_length, crop_size=crop_size).repeat()
@@ -116,7 +147,11 @@ def diagnose(file_pattern, model=None, clip_length=16, crop_size=224, batch_size
 
 
 def format_report(report):
-    """The report as the lines `mfnet-doctor` prints."""
+    """The report as the lines `mfnet-doctor` prints.
+
+    Args:
+        report: the dict `diagnose` returns.
+    """
     height, width = report["frame_size"]
     lines = [
         f"records: {report['records']} (frames {width}x{height})",

@@ -43,6 +43,10 @@ class DownloadError(MFNetError, ValueError):
 def limit(variable, max_bytes=None):
     """`max_bytes` if given, else the environment variable's value, else `DEFAULT_MAX_BYTES`.
 
+    Args:
+        variable: the environment variable that may set the limit.
+        max_bytes: the limit given by the caller (None: not given).
+
     Examples:
     >>> limit(EXTRACT_LIMIT_VARIABLE, max_bytes=1000)
     1000
@@ -64,6 +68,13 @@ def download(url, target, sha256=None, max_bytes=None, progress=True):
     Refused in one `DownloadError` line, with nothing kept: an HTTP error, a
     refused connection, a `Content-Length` over the limit, more bytes arriving
     than the limit (counted as they arrive), a `sha256` that does not match.
+
+    Args:
+        url: an `http://` or `https://` address.
+        target: the file to write.
+        sha256: the expected SHA-256 of the bytes (None: not checked).
+        max_bytes: the size limit (default: `limit(DOWNLOAD_LIMIT_VARIABLE)`).
+        progress: show a progress bar on a terminal.
 
     Examples:
     >>> download("http://127.0.0.1:1/x.pth", "/tmp/x.pth")  # doctest: +SKIP
@@ -225,6 +236,12 @@ def extract_archive(path, folder, label=None, max_bytes=None):
 
     `label` names the archive in messages (default: `path`), e.g. the URL it
     came from. A `folder` that exists is replaced only when extraction succeeds.
+
+    Args:
+        path: a `.tar.gz`, `.tgz`, `.tar` or `.zip` file.
+        folder: the folder to create (replaced only when extraction succeeds).
+        label: how messages name the archive (default: `path`).
+        max_bytes: the limit on the extracted size (default: `limit(EXTRACT_LIMIT_VARIABLE)`).
 
     Examples:
     >>> extract_archive("preset.tar.gz", "preset")  # doctest: +SKIP

@@ -31,11 +31,21 @@ from mfnet_keras.inference import softmax
 
 
 def sigmoid(logits):
+    """The logistic function of `logits`, in float64.
+
+    Args:
+        logits: scores.
+    """
     return 1.0 / (1.0 + np.exp(-logits))
 
 
 def average_precision(scores, positives):
-    """Area under the precision-recall step curve: the mean precision at the rank of each positive."""
+    """Area under the precision-recall step curve: the mean precision at the rank of each positive.
+
+    Args:
+        scores: one class's score per video.
+        positives: whether each video is of that class.
+    """
     order = np.argsort(-scores, kind="stable")
     hits = positives[order].astype(bool)
     if not hits.any():
@@ -73,7 +83,13 @@ def multi_label_metrics(probs, labels, video_index, class_names):
 
 
 def top_k_hits(probs, labels, k):
-    """Whether each label is among the k highest scores (ties broken by index)."""
+    """Whether each label is among the k highest scores (ties broken by index).
+
+    Args:
+        probs: scores `[videos, classes]`.
+        labels: each video's label.
+        k: how many of the highest scores count.
+    """
     top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     return np.any(top == labels[:, None], axis=-1)
 
@@ -110,7 +126,14 @@ def video_metrics(probs, labels, video_index, class_names):
 
 
 def plot_per_class(per_class, path, title, metric="accuracy"):
+    """A bar chart of each class's `metric`, written to `path`.
 
+    Args:
+        per_class: `{class name: value}`.
+        path: the PNG to write.
+        title: the chart's title.
+        metric: the axis label.
+    """
     items = sorted(((v[metric], k) for k, v in per_class.items() if v[metric] is not None), reverse=True)
     fig = Figure(figsize=(max(6, 0.35 * len(items)), 4))
     ax = fig.subplots()
@@ -127,7 +150,14 @@ def plot_per_class(per_class, path, title, metric="accuracy"):
 
 
 def plot_confusion(confusion, class_names, path, title):
+    """The confusion matrix as an image with class names on both axes, written to `path`.
 
+    Args:
+        confusion: counts `[true class, predicted class]`.
+        class_names: the class names.
+        path: the PNG to write.
+        title: the chart's title.
+    """
     confusion = np.asarray(confusion, float)
     rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     size = max(4, 0.4 * len(class_names))
@@ -148,7 +178,13 @@ def plot_confusion(confusion, class_names, path, title):
 
 def predict_views(model, config, pattern):
     """`(probs, labels, video_index)` over every view of the eval records: softmax, or sigmoid and
-    multi-hot labels with `data.multi_label`. Clip size, resize and frame interval are the model's."""
+    multi-hot labels with `data.multi_label`. Clip size, resize and frame interval are the model's.
+
+    Args:
+        model: the classifier.
+        config: the evaluation config (views, batch size, multi-label).
+        pattern: a glob of the eval TFRecords.
+    """
 
     data, eval_cfg, pre = config["data"], config["eval"], model.preprocessor
     ds = make_dataset(
@@ -177,7 +213,11 @@ def predict_views(model, config, pattern):
 
 
 def check_records(config):
-    """Refuses a config of `data.videos`: evaluation reads packed records."""
+    """Refuses a config of `data.videos`: evaluation reads packed records.
+
+    Args:
+        config: the evaluation config.
+    """
     if config["data"]["videos"]:
         raise ConfigError(
             "config error: mfnet-evaluate reads packed records (data.eval): pack data.videos with "
@@ -238,7 +278,11 @@ def _plot_and_print(report, class_names, output, name):
 
 
 def data_error_text(error):
-    """The part of a data error that says what and where, without TensorFlow's graph and op details."""
+    """The part of a data error that says what and where, without TensorFlow's graph and op details.
+
+    Args:
+        error: a `tf.errors.InvalidArgumentError` of the pipeline.
+    """
     text = " ".join(str(error.message).split())
     found = re.search(r"assertion failed: (.*?)(?: \[\[|$)", text) or re.search(
         r"([^:]*example id: .*?)(?: \[\[|$)", text

@@ -33,7 +33,16 @@ class ExplainError(MFNetError, ValueError):
 @dataclasses.dataclass
 class Explanation:
     """The clip as the model saw it (`view`, uint8 `[T, crop, crop, 3]`), the saliency over it (`saliency`,
-    float `[T, crop, crop]` in [0, 1]), the class it explains and the layer it was taken at."""
+    float `[T, crop, crop]` in [0, 1]), the class it explains and the layer it was taken at.
+
+    Attributes:
+        view: uint8 `[T, crop, crop, 3]`, the clip as the model saw it.
+        saliency: float `[T, crop, crop]` in [0, 1].
+        index: the class explained.
+        label: its name.
+        probability: its probability.
+        layer: the backbone layer the saliency was read at.
+    """
 
     view: np.ndarray
     saliency: np.ndarray
@@ -44,7 +53,11 @@ class Explanation:
 
 
 def saliency_layer(backbone):
-    """The name of the layer Grad-CAM reads: the backbone's last whose grid has >= `MIN_GRID` cells a side."""
+    """The name of the layer Grad-CAM reads: the backbone's last whose grid has >= `MIN_GRID` cells a side.
+
+    Args:
+        backbone: the classifier's backbone.
+    """
     found = None
     for layer in backbone.layers:
         shape = getattr(layer, "output", None) is not None and tuple(layer.output.shape)
@@ -54,7 +67,12 @@ def saliency_layer(backbone):
 
 
 def split_at(model, layer):
-    """`(clips -> A, A -> logits)`: a `VideoClassifier` cut at the backbone layer named `layer`."""
+    """`(clips -> A, A -> logits)`: a `VideoClassifier` cut at the backbone layer named `layer`.
+
+    Args:
+        model: a `VideoClassifier`.
+        layer: the name of a backbone layer.
+    """
     backbone = model.backbone
     try:
         features = backbone.get_layer(layer).output
@@ -79,7 +97,12 @@ def split_at(model, layer):
 
 
 def gradient(fn, x):
-    """`(fn(x), d sum(fn(x)) / dx)` by the running backend's automatic differentiation."""
+    """`(fn(x), d sum(fn(x)) / dx)` by the running backend's automatic differentiation.
+
+    Args:
+        fn: a function of one tensor whose output is differentiated.
+        x: the input.
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -104,13 +127,24 @@ def gradient(fn, x):
 
 
 def grad_cam(features, gradients):
-    """`relu(sum_k mean(gradients_k) * features_k)` over the last axis (channels): `[t, h, w]` in numpy."""
+    """`relu(sum_k mean(gradients_k) * features_k)` over the last axis (channels): `[t, h, w]` in numpy.
+
+    Args:
+        features: the layer's output `[t, h, w, channels]`.
+        gradients: the top class's gradient with respect to it.
+    """
     weights = gradients.reshape(-1, gradients.shape[-1]).mean(axis=0)
     return np.maximum(np.einsum("...k,k->...", features, weights), 0)
 
 
 def upsample(grid, frames, size):
-    """A `[t, h, w]` map resized to `[frames, size, size]`: bilinear in space, linear in time (cell centres)."""
+    """A `[t, h, w]` map resized to `[frames, size, size]`: bilinear in space, linear in time (cell centres).
+
+    Args:
+        grid: a `[t, h, w]` map.
+        frames: frames of the output.
+        size: the output's height and width.
+    """
     spatial = ops.convert_to_numpy(ops.image.resize(ops.convert_to_tensor(grid[..., None]), (size, size)))[..., 0]
     position = np.clip((np.arange(frames) + 0.5) * len(grid) / frames - 0.5, 0, len(grid) - 1)
     low = np.floor(position).astype(int)
@@ -121,6 +155,12 @@ def upsample(grid, frames, size):
 def explain_clip(model, clip, index=None, layer=None):
     """The `Explanation` of one uint8 clip `[T, H, W, 3]` for class `index` (default: the top class), at the
     backbone layer `layer` (default: `saliency_layer`).
+
+    Args:
+        model: a `VideoClassifier`.
+        clip: a uint8 clip `[T, H, W, 3]`.
+        index: the class to explain (default: the top class).
+        layer: the backbone layer to read (default: `saliency_layer`).
 
     Examples:
     >>> from mfnet_keras.models import VideoClassifier
@@ -150,7 +190,12 @@ def explain_clip(model, clip, index=None, layer=None):
 
 
 def overlay(explained, alpha=0.45):
-    """uint8 frames `[T, crop, crop, 3]`: the view with the saliency drawn over it (matplotlib's jet)."""
+    """uint8 frames `[T, crop, crop, 3]`: the view with the saliency drawn over it (matplotlib's jet).
+
+    Args:
+        explained: an `Explanation`.
+        alpha: the saliency's opacity.
+    """
     from matplotlib import colormaps  # plotting libraries load only when a plot is asked for
 
     heat = colormaps["jet"](explained.saliency)[..., :3] * 255
@@ -160,7 +205,13 @@ def overlay(explained, alpha=0.45):
 
 def write_explanation(explained, stem, fps):
     """Writes `stem.explain.mp4` (the overlay at `fps`) and `stem.explain.png` (a contact sheet: each frame
-    above its overlay); returns their paths."""
+    above its overlay); returns their paths.
+
+    Args:
+        explained: an `Explanation`.
+        stem: the path of the files, less their suffixes.
+        fps: the video's frame rate.
+    """
     frames = overlay(explained)
     video, sheet = stem + ".explain.mp4", stem + ".explain.png"
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)

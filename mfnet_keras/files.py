@@ -20,7 +20,11 @@ PARTIAL = ".partial"
 @contextlib.contextmanager
 def replacing(path):
     """Yields a temporary path (same file name, so savers that check the extension accept it) that
-    replaces `path` when the block ends without an error; on an error `path` is left as it was."""
+    replaces `path` when the block ends without an error; on an error `path` is left as it was.
+
+    Args:
+        path: the file to replace.
+    """
     folder = os.path.join(os.path.dirname(path) or ".", PARTIAL)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, os.path.basename(path))
@@ -35,14 +39,24 @@ def replacing(path):
 
 
 def save_figure(fig, path, dpi=100):
-    """Saves a matplotlib figure as `path` (PNG by its name), laid out tight, replacing it only when done."""
+    """Saves a matplotlib figure as `path` (PNG by its name), laid out tight, replacing it only when done.
+
+    Args:
+        fig: a matplotlib figure.
+        path: the PNG to write.
+        dpi: its resolution.
+    """
     fig.tight_layout()
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
 
 
 def remove_empty_partial(folder):
-    """Removes `folder/.partial/` once nothing is left in it, so a finished output folder holds its files only."""
+    """Removes `folder/.partial/` once nothing is left in it, so a finished output folder holds its files only.
+
+    Args:
+        folder: the output folder.
+    """
     partial = os.path.join(folder, PARTIAL)
     if os.path.isdir(partial) and not os.listdir(partial):
         os.rmdir(partial)
@@ -50,7 +64,11 @@ def remove_empty_partial(folder):
 
 def sha256_of(path):
     """Hex sha256 of a file's bytes (as `sha256sum`), or of a folder: its files' relative paths and
-    bytes (`.partial/` left out)."""
+    bytes (`.partial/` left out).
+
+    Args:
+        path: a file or a folder.
+    """
     digest = hashlib.sha256()
     if os.path.isdir(path):
         for root, dirs, names in os.walk(path):
@@ -66,11 +84,23 @@ def sha256_of(path):
 
 
 def write_text(path, text):
+    """Writes `text` to `path`, replacing it only when done.
+
+    Args:
+        path: the file.
+        text: its contents.
+    """
     with replacing(path) as tmp, open(tmp, "w") as f:
         f.write(text)
 
 
 def write_json(path, data):
+    """Writes `data` to `path` as indented JSON, replacing it only when done.
+
+    Args:
+        path: the file.
+        data: a JSON-serialisable object.
+    """
     write_text(path, json.dumps(data, indent=1))
 
 
@@ -87,6 +117,10 @@ def save_model(model, path):
     a file leaves its library in a state that ends the process with a
     segmentation fault, so a save that cannot fit is refused beforehand with a
     plain `OSError` (ENOSPC).
+
+    Args:
+        model: a Keras model.
+        path: a `.keras` or `.weights.h5` file.
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)

@@ -21,6 +21,9 @@ from mfnet_keras.models import VideoClassifierPreprocessor
 def softmax(logits):
     """Softmax over the last axis, in float64.
 
+    Args:
+        logits: scores, classes on the last axis.
+
     Examples:
     >>> softmax(np.array([0.0, 0.0])).tolist()
     [0.5, 0.5]
@@ -43,7 +46,11 @@ _RUNTIMES = {
 
 
 def runtime_artefact(path):
-    """The LiteRT / ONNX / OpenVINO file `path` names (itself, or the one in an export folder), or None."""
+    """The LiteRT / ONNX / OpenVINO file `path` names (itself, or the one in an export folder), or None.
+
+    Args:
+        path: a file or an export folder.
+    """
     if os.path.isdir(path) and os.path.exists(os.path.join(path, SIDECAR)):
         with open(os.path.join(path, SIDECAR)) as f:
             return os.path.join(path, ARTEFACTS[json.load(f)["format"]])
@@ -52,7 +59,12 @@ def runtime_artefact(path):
 
 def runtime_logits(path, openvino_precision=None):
     """A function of float32 clips `[N, T, crop, crop, 3]` → logits, run by the file's own runtime on
-    every core. `openvino_precision` ("f32", "bf16") overrides OpenVINO's default (bf16 where the CPU has it)."""
+    every core. `openvino_precision` ("f32", "bf16") overrides OpenVINO's default (bf16 where the CPU has it).
+
+    Args:
+        path: a `.tflite`, `.onnx` or OpenVINO `.xml` file.
+        openvino_precision: OpenVINO's inference precision hint, `"f32"` or `"bf16"` (None: its default).
+    """
     format, module, package = _RUNTIMES[os.path.splitext(path)[1]]
     try:
         runtime = importlib.import_module(module)
@@ -145,7 +157,11 @@ class Classifier:
         return self._keras
 
     def probabilities(self, clips):
-        """Softmax of a batch of uint8 clips `[N, T, H, W, 3]`."""
+        """Softmax of a batch of uint8 clips `[N, T, H, W, 3]`.
+
+        Args:
+            clips: uint8 clips `[N, T, H, W, 3]`.
+        """
         if self._serve is not None:
             return self._serve(clips=clips)["probabilities"].numpy()
         if self._keras is not None:
@@ -156,13 +172,25 @@ class Classifier:
 
 
 def make_clips(frames, starts, clip_length, interval):
-    """uint8 clips `[len(starts), T, H, W, 3]` of the frames from each start (wrapping past the end)."""
+    """uint8 clips `[len(starts), T, H, W, 3]` of the frames from each start (wrapping past the end).
+
+    Args:
+        frames: uint8 frames `[N, H, W, 3]`.
+        starts: the first frame of each clip.
+        clip_length: frames per clip.
+        interval: frames between consecutive clip frames.
+    """
     n = len(frames)
     return np.stack([np.stack([frames[(start + i * interval) % n] for i in range(clip_length)]) for start in starts])
 
 
 def top_k(probabilities, names, k):
     """The `k` most probable classes, most probable first (ties: the lower index).
+
+    Args:
+        probabilities: one probability per class.
+        names: the class names.
+        k: how many classes.
 
     Examples:
     >>> top_k(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"], 2)
@@ -173,6 +201,13 @@ def top_k(probabilities, names, k):
 
 
 def sample_clips(frames, clip_length, frame_interval, clips):
-    """`clips` uint8 clips `[clips, T, H, W, 3]` uniformly spread over `frames`, as evaluation samples them."""
+    """`clips` uint8 clips `[clips, T, H, W, 3]` uniformly spread over `frames`, as evaluation samples them.
+
+    Args:
+        frames: uint8 frames `[N, H, W, 3]`.
+        clip_length: frames per clip.
+        frame_interval: frames between consecutive clip frames.
+        clips: how many clips.
+    """
     starts = eval_clip_starts(len(frames), clip_span(clip_length, frame_interval), clips)
     return make_clips(frames, starts, clip_length, frame_interval)

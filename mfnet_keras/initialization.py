@@ -22,6 +22,12 @@ def inflate_kernel(kernel_2d, time_size, method="inflation", seed=None):
     fill the rest, with noise uniform in ±mean|kernel/T|; the slices are then
     shuffled along time independently at every kernel position.
 
+    Args:
+        kernel_2d: a 2D kernel `(kh, kw, in, out)`.
+        time_size: the temporal size of the 3D kernel.
+        method: `"inflation"` or `"random"`.
+        seed: the seed of `"random"`.
+
     Examples:
     >>> import numpy as np
     >>> inflated = inflate_kernel(np.ones((3, 3, 2, 4), "float32"), 3)
@@ -57,6 +63,14 @@ def transfer(source, target, inflate=False, skip_classifier=False, method="infla
     A weight whose shape differs is an error, except: with `inflate`, a 2D
     kernel going into a 3D kernel is inflated along time (`inflate_kernel`); the
     classifier is skipped when `skip_classifier` or when the class counts differ.
+
+    Args:
+        source: the model to copy from.
+        target: the model to copy into.
+        inflate: inflate 2D kernels into 3D ones.
+        skip_classifier: leave the target's classifier as it is.
+        method: how kernels are inflated (`inflate_kernel`).
+        seed: the seed of `"random"` inflation.
     """
     source_weights = {w.path: w for w in source.weights}
     filled, problems = [], []
@@ -116,6 +130,12 @@ def initialize(model, path, inflate=False, skip_classifier=False):
     class count is skipped (fine-tuning on other classes). With `inflate`, it holds
     the 2D counterpart of this 3D model (for a `.pth`, the 2D checkpoint is
     loaded into the 2D twin of this model first).
+
+    Args:
+        model: the model to fill.
+        path: a `.pth`, `.keras` or `.weights.h5` file, or any preset handle.
+        inflate: `path` holds the 2D counterpart of `model`; its kernels are inflated.
+        skip_classifier: leave `model`'s classifier as it is.
     """
     is_file = os.path.isfile(path) and path.endswith((".pth", ".keras", ".weights.h5"))
     if not is_file:

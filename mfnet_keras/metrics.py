@@ -29,6 +29,9 @@ def loss_and_metrics(config):
     `data.multi_label`: sigmoid cross-entropy on multi-hot targets and the
     area under each class's precision-recall curve, averaged (`pr_auc`, what
     `evaluate`'s exact mean average precision measures).
+
+    Args:
+        config: the training config (its `data.multi_label` and `model.num_classes`).
     """
     classes, smoothing = config["model"]["num_classes"], config["train"]["label_smoothing"]
     if config["data"]["multi_label"]:

@@ -28,7 +28,11 @@ class SGD(keras.optimizers.SGD):
         self.lr_multipliers = dict(lr_multipliers or {})
 
     def multiplier(self, variable):
-        """The learning-rate multiplier of a (Keras) variable: its longest matching prefix, else 1.0."""
+        """The learning-rate multiplier of a (Keras) variable: its longest matching prefix, else 1.0.
+
+        Args:
+            variable: a Keras variable.
+        """
         matches = [p for p in self.lr_multipliers if variable.path.startswith(p)]
         return float(self.lr_multipliers[max(matches, key=len)]) if matches else 1.0
 
@@ -53,7 +57,13 @@ class SGD(keras.optimizers.SGD):
 
 def make_optimizer(config, steps_per_epoch, loaded_paths):
     """The optimizer of a training config: its SGD (or AdamW) on its learning-rate schedule, with the
-    pretrained layers' multiplier on `loaded_paths` (weights loaded from `model.init`)."""
+    pretrained layers' multiplier on `loaded_paths` (weights loaded from `model.init`).
+
+    Args:
+        config: the training config (its `train` section).
+        steps_per_epoch: training steps per epoch, for the schedule.
+        loaded_paths: the weight paths loaded from `model.init`.
+    """
     train = config["train"]
     lr = train["base_lr"] * train["batch_size"] / train["base_batch_size"]
     schedule = EpochSchedule(

@@ -62,6 +62,9 @@ def profile_rows(names):
     """Yields (preset entry, params, flops) for each named architecture at the paper's input size.
 
     Both count the whole classifier: backbone and head, for one clip or image.
+
+    Args:
+        names: registered architecture names.
     """
 
     for name in names:

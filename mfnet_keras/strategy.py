@@ -16,6 +16,9 @@ class KerasDistribution:
     `scope()` sets Keras's `DataParallel` distribution over `devices` (JAX, more
     than one device) for the block and restores the caller's afterwards; the
     training data stay one global batch per step, which Keras shards.
+
+    Args:
+        devices: the devices to train on (default: every device of the backend).
     """
 
     def __init__(self, devices=None):
@@ -36,6 +39,11 @@ class KerasDistribution:
 
 
 def is_tf_strategy(strategy):
+    """Whether `strategy` is a `tf.distribute` strategy (not a `KerasDistribution`).
+
+    Args:
+        strategy: the training strategy.
+    """
     return not isinstance(strategy, KerasDistribution)
 
 
@@ -51,7 +59,11 @@ def cpu_has_bfloat16():
 
 def mixed_policy(strategy):
     """The mixed-precision policy for this machine: float16 on GPUs, bfloat16 on TPUs and on CPUs that
-    have bfloat16 instructions, float16 on other CPUs."""
+    have bfloat16 instructions, float16 on other CPUs.
+
+    Args:
+        strategy: the training strategy (its devices decide).
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         if isinstance(strategy, tf.distribute.TPUStrategy):
@@ -74,7 +86,11 @@ def choose_strategy(verbose=True):
     """On TensorFlow: `TPUStrategy` on a TPU runtime, `MultiWorkerMirroredStrategy` when `TF_CONFIG` names
     several workers, `MirroredStrategy` over all visible GPUs when there are several, else the default
     strategy. On JAX: `DataParallel` over every device when there are several (`KerasDistribution`). On
-    PyTorch: one device (Keras has no multi-device `fit` there; see docs/performance.md, "Keras backends")."""
+    PyTorch: one device (Keras has no multi-device `fit` there; see docs/performance.md, "Keras backends").
+
+    Args:
+        verbose: print which strategy was chosen.
+    """
     if keras.backend.backend() != "tensorflow":
         devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
         strategy = KerasDistribution(devices if len(devices) > 1 else None)
@@ -111,6 +127,11 @@ def worker_role():
 
 
 def is_multi_worker(strategy):
+    """Whether `strategy` runs on several workers (`MultiWorkerMirroredStrategy` with more than one).
+
+    Args:
+        strategy: the training strategy.
+    """
     if not is_tf_strategy(strategy):
         return False
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -128,6 +149,9 @@ def enable_multi_worker_fit(model):
     instance-level patch takes the shapes from the local replica's batch, and
     gives each logged value a leading axis of 1 so that the reduction averages
     it over the workers into a scalar. Only the model passed in is changed.
+
+    Args:
+        model: the compiled model, built in the strategy's scope.
     """
     symbolic_build = model._maybe_symbolic_build
     train_step, test_step = model.train_step, model.test_step

@@ -43,7 +43,16 @@ class StreamError(MFNetError):
 
 @dataclasses.dataclass
 class StreamStats:
-    """What a stream met: frames decoded and dropped, windows classified, wall time, the source's rate."""
+    """What a stream met: frames decoded and dropped, windows classified, wall time, the source's rate.
+
+    Attributes:
+        frames: frames decoded.
+        dropped: frames dropped because classifying fell behind a live source.
+        windows: windows classified.
+        seconds: wall time so far.
+        fps: the source's frame rate.
+        live: the source is a camera or a live stream (frames are dropped rather than queued).
+    """
 
     frames: int = 0
     dropped: int = 0
@@ -62,7 +71,11 @@ class StreamStats:
 
 
 def open_source(source):
-    """`(container, live)` for a camera index or device, a URL or a video file."""
+    """`(container, live)` for a camera index or device, a URL or a video file.
+
+    Args:
+        source: a camera index (`"0"`) or device (`/dev/video0`), a URL or a video file.
+    """
     if re.fullmatch(r"\d+", str(source)):
         source = f"/dev/video{source}"
     camera = str(source).startswith("/dev/video")
@@ -128,6 +141,10 @@ class Overlay:
 
     The video is written under `.partial/` beside `path` and moved there by `close`, so a killed run
     leaves no half-written file at `path`; an interrupted one (Ctrl-C) still closes it.
+
+    Args:
+        path: the video to write (`.mp4`).
+        fps: its frame rate.
     """
 
     def __init__(self, path, fps):
@@ -140,6 +157,13 @@ class Overlay:
             raise StreamError(f"cannot write --overlay {path}: {error}") from None
 
     def write(self, image, label=None, probability=0.0):
+        """Adds one frame, with `label` and its probability bar drawn on when given.
+
+        Args:
+            image: an RGB uint8 frame.
+            label: the label to draw (None: the frame as it is).
+            probability: the label's probability, drawn as a bar.
+        """
         try:
             for packet in self._stream(image).encode(av.VideoFrame.from_ndarray(self._draw(image, label, probability))):
                 self.container.mux(packet)
@@ -171,7 +195,11 @@ class Overlay:
         return np.asarray(canvas)
 
     def close(self, keep=True):
-        """Finishes the video and moves it to `path` (`keep=False`: removes it)."""
+        """Finishes the video and moves it to `path` (`keep=False`: removes it).
+
+        Args:
+            keep: move the video to `path` (False: remove it).
+        """
         try:
             if keep and self.stream is not None:
                 for packet in self.stream.encode():
@@ -192,6 +220,15 @@ def stream_windows(classifier, source, stride=None, smooth=2, k=5, overlay=None,
 
     `classifier` is an `inference.Classifier`; `overlay` a path for the video with labels drawn on;
     `stats`, a `StreamStats`, is filled in as the stream goes (frames, dropped, windows, rate).
+
+    Args:
+        classifier: an `inference.Classifier`.
+        source: a camera index or device, a URL or a video file (`open_source`).
+        stride: frames between windows (default: the clip length).
+        smooth: windows whose softmax is averaged.
+        k: classes in each window's `top_k`.
+        overlay: a path for the video with the labels drawn on (None: none).
+        stats: a `StreamStats` that the stream updates as it goes.
     """
     stride = stride or classifier.clip_length
     span = clip_span(classifier.clip_length, classifier.frame_interval)

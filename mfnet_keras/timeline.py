@@ -30,7 +30,14 @@ from tfrecords_tools.video import VideoError, decode_video, error_text, stream_g
 @dataclasses.dataclass
 class TimelineOptions:
     """What `predict_video` does with a long video: windows of `seconds`, merged into segments (see
-    `segments` for `min_score` and `smooth`), drawn into `plot` (a PNG path) when given."""
+    `segments` for `min_score` and `smooth`), drawn into `plot` (a PNG path) when given.
+
+    Attributes:
+        seconds: each window's length.
+        min_score: windows whose top probability is lower join no segment.
+        smooth: windows whose softmax is averaged before the top class is taken.
+        plot: the PNG to draw the timeline into (None: no plot).
+    """
 
     seconds: float
     min_score: float = 0.0
@@ -54,7 +61,11 @@ class _Decoding(threading.Thread):
 
 
 def source_fps(path):
-    """The frame rate of a video file's first video stream (25 when it does not say), from its headers."""
+    """The frame rate of a video file's first video stream (25 when it does not say), from its headers.
+
+    Args:
+        path: a video file.
+    """
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -91,7 +102,16 @@ class _Batches:
 def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress=None):
     """`(video, windows)`: the decoded `Video` and `[{"start", "end", "probabilities"}]`, one per window of
     `seconds`, each the mean softmax of up to `clips` clips spread over it. `progress`: a tqdm bar (frames
-    decoded, with their rate) on a terminal by default. Raises `VideoError` for an unreadable video."""
+    decoded, with their rate) on a terminal by default. Raises `VideoError` for an unreadable video.
+
+    Args:
+        classifier: an `inference.Classifier`.
+        path: a video file.
+        seconds: each window's length.
+        clips: clips per window at most.
+        batch_size: clips per forward pass.
+        progress: a tqdm bar (None: none).
+    """
     fps = source_fps(path)
     size, span = max(1, round(seconds * fps)), clip_span(classifier.clip_length, classifier.frame_interval)
     decoding, batches, windows = _Decoding(path, classifier.short_side), _Batches(classifier, batch_size), []
@@ -127,6 +147,10 @@ def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress
 def smoothed(probabilities, smooth):
     """Each row averaged with its neighbours: a centred window of `smooth` rows (shorter at the ends).
 
+    Args:
+        probabilities: `[windows, classes]`.
+        smooth: the window's rows (1: unchanged).
+
     Examples:
     >>> smoothed(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), 3).round(2).tolist()
     [[0.5, 0.5], [0.67, 0.33], [0.5, 0.5]]
@@ -144,6 +168,12 @@ def segments(windows, class_names, min_score=0.0, smooth=1):
     """Consecutive windows with the same top class merged: `[{"start", "end", "label", "index", "score"}]`,
     `score` the class's mean (smoothed) probability over them. A window whose top probability is below
     `min_score` belongs to no segment.
+
+    Args:
+        windows: `[{"start", "end", "probabilities"}]` from `classify_windows`.
+        class_names: the class names.
+        min_score: windows whose top probability is lower join no segment.
+        smooth: windows averaged (`smoothed`) before the top class is taken.
 
     Examples:
     >>> windows = [{"start": t, "end": t + 1, "probabilities": p} for t, p in enumerate([[0.9, 0.1], [0.8, 0.2],
@@ -177,7 +207,15 @@ def segments(windows, class_names, min_score=0.0, smooth=1):
 
 
 def plot_timeline(windows, found, class_names, path, title=""):
-    """A PNG of the segments (a coloured bar per class) over the probability of each class they name."""
+    """A PNG of the segments (a coloured bar per class) over the probability of each class they name.
+
+    Args:
+        windows: the windows from `classify_windows`.
+        found: the segments from `segments`.
+        class_names: the class names.
+        path: the PNG to write.
+        title: the chart's title.
+    """
     shown = sorted({s["index"] for s in found}) or [int(np.argmax(windows[0]["probabilities"]))]
     colours = {c: f"C{i % 10}" for i, c in enumerate(shown)}
     # Only when a plot is asked for; no pyplot: leaves the caller's backend alone.

@@ -46,6 +46,12 @@ def build_model(config, class_names, strategy, dtype=None):
     `(model, loaded_paths)`. Its preprocessor carries the config's clip size and normalisation.
 
     `dtype`: the layers' dtype policy, e.g. "mixed_float16" (the global policy is left alone).
+
+    Args:
+        config: the training config.
+        class_names: the class names, in label order.
+        strategy: the distribution strategy (the model is built in its scope).
+        dtype: the layers' dtype policy (None: the global one).
     """
 
     model_cfg, data = config["model"], config["data"]
@@ -77,7 +83,13 @@ def build_model(config, class_names, strategy, dtype=None):
 
 
 def write_run_files(config, output, labels):
-    """The resolved `config.yaml` and the class names' `labels.txt` in the run folder."""
+    """The resolved `config.yaml` and the class names' `labels.txt` in the run folder.
+
+    Args:
+        config: the resolved config.
+        output: the run folder.
+        labels: the class names.
+    """
 
     write_text(os.path.join(output, "config.yaml"), yaml.safe_dump(config, sort_keys=False))
     if labels:
@@ -86,7 +98,14 @@ def write_run_files(config, output, labels):
 
 def make_callbacks(output, checkpoints, counter, chief):
     """`(callbacks, nan_guard)` of a run: checkpoints, the NaN guard, bad-data logs, and on the chief the
-    CSV log and TensorBoard (the other workers hold the same weights and read the chief's checkpoints)."""
+    CSV log and TensorBoard (the other workers hold the same weights and read the chief's checkpoints).
+
+    Args:
+        output: the run folder.
+        checkpoints: the run's `ResumableCheckpoint`.
+        counter: the train stream's `BadDataCounter`.
+        chief: this worker writes the logs.
+    """
 
     nan_guard = TerminateOnNaN()
     callbacks = [checkpoints, nan_guard, BadDataLogger(counter)]
@@ -100,7 +119,14 @@ def make_callbacks(output, checkpoints, counter, chief):
 
 def fit_options(config, callbacks, eval_ds, verbose):
     """The keyword arguments every `fit` call of a run takes (`verbose="auto"`: a progress bar on a terminal,
-    a line per epoch otherwise)."""
+    a line per epoch otherwise).
+
+    Args:
+        config: the training config.
+        callbacks: the run's callbacks.
+        eval_ds: the validation dataset (None: none).
+        verbose: `fit`'s verbosity, or `"auto"`.
+    """
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     return dict(
@@ -113,7 +139,15 @@ def fit_options(config, callbacks, eval_ds, verbose):
 
 
 def announce(output, epoch, step, epochs, steps):
-    """Says when a run resumes, or is already finished."""
+    """Says when a run resumes, or is already finished.
+
+    Args:
+        output: the run folder.
+        epoch: the epoch it resumes at.
+        step: the step within that epoch.
+        epochs: epochs in all.
+        steps: steps per epoch.
+    """
     if epoch >= epochs:
         print(f"training in {output} is already finished ({epochs} of {epochs} epochs)")
     elif epoch or step:
@@ -123,7 +157,17 @@ def announce(output, epoch, step, epochs, steps):
 def fit_epochs(model, train_ds, restart, fit, start, lengths, nan_guard):
     """`model.fit` from `start` (epoch, step) to the end of `lengths` (epochs, steps per epoch): an
     interrupted epoch is finished first, then `restart(epoch)` gives the stream for the epochs after it.
-    Returns the History of the last `fit`; stops early when `nan_guard` fired."""
+    Returns the History of the last `fit`; stops early when `nan_guard` fired.
+
+    Args:
+        model: the compiled model.
+        train_ds: the train stream from `start`.
+        restart: `restart(epoch)` -> the train stream from the start of `epoch`.
+        fit: `fit_options`'s keyword arguments.
+        start: `(epoch, step)` to start at.
+        lengths: `(epochs, steps per epoch)`.
+        nan_guard: the run's `TerminateOnNaN`.
+    """
     (epoch, step), (epochs, steps) = start, lengths
     history = None
     with warnings.catch_warnings():

@@ -15,7 +15,12 @@ from tfrecords_tools import schema
 
 def training_set(data, seed):
     """`(class names, training videos)`: from `labels.txt` and the manifest beside the records, or from
-    the class folders of `data.videos` (less its validation part)."""
+    the class folders of `data.videos` (less its validation part).
+
+    Args:
+        data: the config's `data` section.
+        seed: the seed of the validation split of `data.videos`.
+    """
     if not data["videos"]:
         return records_info(data["train"])
 
@@ -27,7 +32,12 @@ def training_set(data, seed):
 def check_against_records(config, labels):
     """Sets `model.num_classes` from the class names (`labels.txt` or the class folders) when unset, refuses
     fewer classes than they name, and warns when the crop is larger than the stored frames (clips would be
-    upscaled)."""
+    upscaled).
+
+    Args:
+        config: the training config (updated in place).
+        labels: the class names the data holds.
+    """
 
     classes, source = config["model"]["num_classes"], "the class folders" if config["data"]["videos"] else "labels.txt"
     if classes is None:
@@ -57,6 +67,11 @@ def reverse_labels(pairs, class_names, clip_length):
 
     For classes that are each other's time reversal (move left / move right,
     grow / shrink): the reversed clip of one is a genuine clip of the other.
+
+    Args:
+        pairs: `data.reverse_pairs`, pairs of class names.
+        class_names: the class names, in label order.
+        clip_length: frames per clip (a one-frame clip has no direction).
     """
     if not pairs:
         return None
@@ -80,6 +95,13 @@ def make_datasets(config, strategy, position, counter, reverse=None):
     `position` is the `DataPosition` the endless train stream starts from and
     records its place in, `counter` the `BadDataCounter` of its dropped
     elements, `reverse` `reverse_labels`'s table.
+
+    Args:
+        config: the training config.
+        strategy: the distribution strategy.
+        position: the `DataPosition` of the train stream.
+        counter: the `BadDataCounter` of the train stream.
+        reverse: `reverse_labels`'s table (None: no reversal).
     """
 
     data, train = config["data"], config["train"]

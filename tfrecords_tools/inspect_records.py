@@ -13,7 +13,11 @@ from tfrecords_tools.video import decode_jpeg
 
 
 def iter_records(paths):
-    """Yields `(path, index, serialized)` for every record of the given TFRecord files."""
+    """Yields `(path, index, serialized)` for every record of the given TFRecord files.
+
+    Args:
+        paths: TFRecord files.
+    """
     import tensorflow as tf
 
     for path in paths:
@@ -22,7 +26,11 @@ def iter_records(paths):
 
 
 def split_files(output_dir):
-    """`{split: [shard paths]}` of a packed folder, from the file names."""
+    """`{split: [shard paths]}` of a packed folder, from the file names.
+
+    Args:
+        output_dir: a folder written by `tfrecords_tools.pack`.
+    """
     splits = {}
     for path in sorted(glob.glob(os.path.join(output_dir, "*-of-*.tfrecord"))):
         splits.setdefault(os.path.basename(path).split("-")[0], []).append(path)
@@ -30,7 +38,13 @@ def split_files(output_dir):
 
 
 def scan(paths, verify=False, progress=None):
-    """Counts per class and frame statistics; with `verify`, decodes every JPEG. Returns a dict."""
+    """Counts per class and frame statistics; with `verify`, decodes every JPEG. Returns a dict.
+
+    Args:
+        paths: a split's TFRecord files.
+        verify: decode every JPEG.
+        progress: a tqdm bar advanced once per video (None: none).
+    """
     classes, frames, problems = {}, [], []
     for path, index, record in iter_records(paths):
         images, context = schema.parse_sequence_example(record)
@@ -52,7 +66,15 @@ def scan(paths, verify=False, progress=None):
 
 
 def contact_sheet(paths, out_path, clips=6, frames_per_clip=8, seed=0):
-    """Writes a PNG grid: one row per clip (spread over the files), evenly spaced frames, labelled."""
+    """Writes a PNG grid: one row per clip (spread over the files), evenly spaced frames, labelled.
+
+    Args:
+        paths: TFRecord files.
+        out_path: the PNG to write.
+        clips: rows (clips spread over the files).
+        frames_per_clip: evenly spaced frames per row.
+        seed: which clips are picked.
+    """
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     records = list(iter_records(paths))

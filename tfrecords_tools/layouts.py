@@ -23,10 +23,19 @@ class LayoutError(Exception):
 
 @dataclasses.dataclass
 class Listing:
-    classes: list  # class names in label-index order
-    splits: dict  # split name -> [(path relative to root, label name)], sorted
-    root: str  # where the paths are relative to
-    missing: dict = dataclasses.field(default_factory=dict)  # split -> names listed but not on disk (Kinetics)
+    """The videos of a dataset source, by split, as a layout lists them.
+
+    Attributes:
+        classes: class names in label-index order.
+        splits: split name -> `[(path relative to root, label name)]`, sorted.
+        root: where the paths are relative to.
+        missing: split -> names listed but not on disk (Kinetics).
+    """
+
+    classes: list
+    splits: dict
+    root: str
+    missing: dict = dataclasses.field(default_factory=dict)
 
 
 def _is_file_entry(name):
@@ -54,7 +63,13 @@ def _listing(root, splits, classes=None, missing=None):
 
 
 def list_folders(root, split_name=None, **_):
-    """`ROOT/<class>/<video>`: one split (default name "train"), classes are the sorted folder names."""
+    """`ROOT/<class>/<video>`: one split (default name "train"), classes are the sorted folder names.
+
+    Args:
+        root: the dataset folder.
+        split_name: the split's name (default: `train`).
+        **_: other layouts' options, ignored.
+    """
     split_name = split_name or "train"
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and _is_file_entry(d))
     if not classes:
@@ -76,7 +91,13 @@ def _find_file(root, name):
 
 
 def list_ucf101(root, split=1, **_):
-    """UCF-101: `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (anywhere under ROOT); videos as listed."""
+    """UCF-101: `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (anywhere under ROOT); videos as listed.
+
+    Args:
+        root: the dataset folder.
+        split: the official split, 1 to 3.
+        **_: other layouts' options, ignored.
+    """
     with open(_find_file(root, "classInd.txt")) as f:
         pairs = [line.split() for line in f if line.strip()]
     classes = [name for _, name in sorted((int(i), name) for i, name in pairs)]
@@ -89,7 +110,13 @@ def list_ucf101(root, split=1, **_):
 
 
 def list_hmdb51(root, split=1, **_):
-    """HMDB51: `<class>_test_split<K>.txt` files (1 = train, 2 = test, 0 = unused); videos in `<class>/`."""
+    """HMDB51: `<class>_test_split<K>.txt` files (1 = train, 2 = test, 0 = unused); videos in `<class>/`.
+
+    Args:
+        root: the dataset folder.
+        split: the official split, 1 to 3.
+        **_: other layouts' options, ignored.
+    """
     pattern = re.compile(rf"^(.+)_test_split{split}\.txt$")
     split_files = {}
     for dirpath, _, files in os.walk(root):
@@ -116,6 +143,11 @@ def list_kinetics(root, csv_path=None, **_):
     Files are `<youtube_id>_<start:06d>_<end:06d>.<ext>`, in per-class folders
     or flat, anywhere under ROOT. Videos missing from the download are common
     for Kinetics and are skipped with a reason, not an error.
+
+    Args:
+        root: the dataset folder.
+        csv_path: the official CSV (default: the only `.csv` in ROOT).
+        **_: other layouts' options, ignored.
     """
     if csv_path is None:
         candidates = [os.path.join(root, f) for f in sorted(os.listdir(root)) if f.endswith(".csv")]
@@ -144,6 +176,11 @@ def list_list(root, split_name=None, **_):
     """A CSV/TSV of `path,label` (header optional): a file, or a folder of `<split>.csv|.tsv` files.
 
     Paths are relative to the list file's folder.
+
+    Args:
+        root: a list file, or a folder of `<split>.csv|.tsv` files.
+        split_name: the split's name for a single file (default: its file name).
+        **_: other layouts' options, ignored.
     """
     files = (
         [root]
@@ -177,7 +214,13 @@ LISTERS = {
 
 
 def list_source(layout, source, **options):
-    """The `Listing` of SOURCE in the given layout."""
+    """The `Listing` of SOURCE in the given layout.
+
+    Args:
+        layout: one of `LAYOUTS`.
+        source: the dataset folder or list file.
+        **options: the layout's options (`split`, `split_name`, `csv_path`).
+    """
     if not os.path.exists(source):
         raise LayoutError(f"source {source} does not exist")
     if layout not in LISTERS:

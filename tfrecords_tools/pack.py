@@ -35,7 +35,20 @@ class UsageError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class PackOptions:
-    """How a dataset becomes records (see `--help` for each). Saved with the plan: `resume` needs the same."""
+    """How a dataset becomes records. Saved with the plan: `resume` needs the same.
+
+    Attributes:
+        layout: how the source is organised, one of `LAYOUTS`.
+        split: the UCF-101 / HMDB51 split, 1 to 3.
+        split_name: the split's name for `folders` (default: train) or a single list file.
+        short_side: resize so the short side is this (0: keep).
+        fps: resample to at most this frame rate (None: keep).
+        max_frames: keep at most this many frames per video (None: all).
+        jpeg_quality: JPEG quality, 1 to 100.
+        shards: shards per split (None: from `shard_size_mb`).
+        shard_size_mb: target shard size, estimated from the source sizes.
+        keep_partial: pack damaged videos with the frames that decode.
+    """
 
     layout: str = "folders"
     split: int = 1
@@ -64,7 +77,11 @@ class PackOptions:
 
 
 def encode_video(task):
-    """Worker: decodes one video and JPEG-encodes its frames. Returns a dict; never raises for bad videos."""
+    """Worker: decodes one video and JPEG-encodes its frames. Returns a dict; never raises for bad videos.
+
+    Args:
+        task: `(path, short_side, fps, max_frames, jpeg quality, keep_partial)` of one video.
+    """
     path, short_side, fps, max_frames, quality, keep_partial = task
     try:
         video = decode_video(path, short_side=short_side, fps=fps, max_frames=max_frames, keep_partial=keep_partial)
@@ -84,11 +101,23 @@ def encode_video(task):
 
 
 def shard_names(split, count):
+    """The file names of a split's `count` shards: `<split>-NNNNN-of-NNNNN.tfrecord`.
+
+    Args:
+        split: the split's name.
+        count: its number of shards.
+    """
     return [f"{split}-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
 
 
 def plan_shards(listing, shards, shard_size_mb):
-    """Deterministic assignment of each split's videos to shards (round robin over sorted paths)."""
+    """Deterministic assignment of each split's videos to shards (round robin over sorted paths).
+
+    Args:
+        listing: the dataset's `Listing`.
+        shards: shards per split (None: from `shard_size_mb`).
+        shard_size_mb: target shard size, estimated from the source files.
+    """
     plan = {}
     for split, entries in listing.splits.items():
         if not entries:

@@ -30,7 +30,17 @@ IMAGE = "image/encoded"
 
 
 def make_sequence_example(frames_jpeg, label_index, label_name, filename, fps, height, width):
-    """Builds the serialized SequenceExample of one video."""
+    """Builds the serialized SequenceExample of one video.
+
+    Args:
+        frames_jpeg: the JPEG bytes of each frame.
+        label_index: the class index.
+        label_name: the class name.
+        filename: the video's path relative to the dataset root.
+        fps: its frame rate after resampling.
+        height: frame height.
+        width: frame width.
+    """
     import tensorflow as tf
 
     def int64(value):
@@ -68,6 +78,12 @@ def parse_sequence_example(serialized, image_key=IMAGE, label_key=LABEL_INDEX, e
     so DMVR/Model Garden records with other or extra keys parse too; missing
     optional context is filled with defaults ("" / 0 / -1). `example_name`
     names the record in a parse error.
+
+    Args:
+        serialized: one serialized `SequenceExample`.
+        image_key: the feature list that holds the JPEGs.
+        label_key: the context feature that holds the labels.
+        example_name: the name a parse error gives the record.
     """
     import tensorflow as tf
 

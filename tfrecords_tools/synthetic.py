@@ -84,7 +84,14 @@ def _paste(canvas, texture, center, angle, scale, circle):
 
 
 def render_video(label, seed, frames=24, size=128):
-    """Frames `(frames, size, size, 3)` uint8 of one video of class `label`."""
+    """Frames `(frames, size, size, 3)` uint8 of one video of class `label`.
+
+    Args:
+        label: the class index.
+        seed: the video's seed.
+        frames: frames per video.
+        size: frame width and height.
+    """
     rng = np.random.default_rng(seed)
     background = _background(rng, size)
     texture = _texture(rng, 32)
@@ -123,7 +130,18 @@ def _write_one(task):
 
 
 def generate(output_dir, seed=0, train_per_class=48, test_per_class=8, frames=24, size=128, fps=12, workers=None):
-    """Writes the dataset; returns `{split: [(relative path, label)]}`."""
+    """Writes the dataset; returns `{split: [(relative path, label)]}`.
+
+    Args:
+        output_dir: where the videos and lists go.
+        seed: the dataset's seed.
+        train_per_class: training videos per class.
+        test_per_class: test videos per class.
+        frames: frames per video.
+        size: frame width and height (even).
+        fps: frame rate.
+        workers: processes (default: all cores).
+    """
     splits = {"train": [], "test": []}
     tasks = []
     for c, label in enumerate(CLASSES):

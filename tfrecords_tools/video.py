@@ -38,12 +38,19 @@ class VideoError(Exception):
 
 @dataclasses.dataclass
 class Video:
-    """A decoded video: RGB frames at display geometry, their rate, and what was found on the way."""
+    """A decoded video: RGB frames at display geometry, their rate, and what was found on the way.
 
-    frames: list  # (H, W, 3) uint8 arrays
+    Attributes:
+        frames: `(H, W, 3)` uint8 arrays.
+        fps: their frame rate.
+        sample_aspect_ratio: of the source's pixels; the frames are already resampled to square pixels.
+        problem: set when `keep_partial` kept a damaged video: the reason it would be skipped.
+    """
+
+    frames: list
     fps: float
-    sample_aspect_ratio: Fraction  # of the source's pixels; the frames are already resampled to square pixels
-    problem: str | None = None  # set when `keep_partial` kept a damaged video: the reason it would be skipped
+    sample_aspect_ratio: Fraction
+    problem: str | None = None
 
 
 def declared_size(path):
@@ -51,6 +58,9 @@ def declared_size(path):
 
     A file shorter than this was cut off; it is read from the headers alone, so
     it works even where FFmpeg cannot open the file any more.
+
+    Args:
+        path: a video file.
     """
     ext = os.path.splitext(path)[1].lower()
     size = os.path.getsize(path)
@@ -99,7 +109,13 @@ def _frame_size(width, height, sar, rotation, short_side):
 
 def frame_image(frame, sar=1, short_side=None):
     """RGB uint8 array of a decoded PyAV frame at display geometry: square pixels (`sar`: the stream's
-    sample aspect ratio), upright, and the short side resized to `short_side` (even) when given."""
+    sample aspect ratio), upright, and the short side resized to `short_side` (even) when given.
+
+    Args:
+        frame: a decoded PyAV video frame.
+        sar: the stream's sample aspect ratio.
+        short_side: resize so the short side is this (None: keep).
+    """
     rotation = getattr(frame, "rotation", 0) or 0
     width, height = _frame_size(frame.width, frame.height, sar, rotation, short_side)
     image = frame.to_ndarray(width=width, height=height, format="rgb24")
@@ -107,14 +123,23 @@ def frame_image(frame, sar=1, short_side=None):
 
 
 def stream_geometry(stream):
-    """`(sample aspect ratio, frames per second)` of a PyAV video stream, with sane fallbacks (1, 25)."""
+    """`(sample aspect ratio, frames per second)` of a PyAV video stream, with sane fallbacks (1, 25).
+
+    Args:
+        stream: a PyAV video stream.
+    """
     sar = Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1)
     fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
     return (sar if sar > 0 else Fraction(1)), fps
 
 
 def error_text(error, path):
-    """FFmpeg's message without its errno prefix, file name or function name."""
+    """FFmpeg's message without its errno prefix, file name or function name.
+
+    Args:
+        error: an exception from PyAV.
+        path: the file, left out of the message.
+    """
     reason = re.sub(r"^\[Errno -?\d+\] ", "", str(error).replace(f": {path!r}", "").strip())
     return re.sub(r": '\w+\(\)'$", "", reason) or type(error).__name__
 
@@ -212,6 +237,14 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
     damaged video is caught rather than used in part. `frames`, a list, is
     filled as decoding goes (another thread may read it meanwhile).
 
+    Args:
+        path: a video file.
+        short_side: resize so the short side is this, even (None: keep).
+        fps: resample to at most this frame rate (None: keep).
+        max_frames: keep at most this many frames.
+        keep_partial: keep the frames that decode from a damaged video (its problem in `Video.problem`).
+        frames: a list that the decoded frames are appended to as decoding goes (None: a new one).
+
     Returns:
         A `Video`.
 
@@ -247,19 +280,37 @@ def decode_video(path, short_side=None, fps=None, max_frames=None, keep_partial=
 
 
 def encode_jpeg(image, quality=90):
-    """JPEG bytes of an RGB uint8 image."""
+    """JPEG bytes of an RGB uint8 image.
+
+    Args:
+        image: an RGB uint8 image.
+        quality: JPEG quality, 1 to 100.
+    """
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
 def decode_jpeg(data):
-    """RGB uint8 array of JPEG bytes."""
+    """RGB uint8 array of JPEG bytes.
+
+    Args:
+        data: JPEG bytes.
+    """
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def write_video(path, frames, fps=15, codec="libx264", pix_fmt="yuv420p", options=None):
-    """Writes RGB uint8 frames `(T, H, W, 3)` as a video file with PyAV."""
+    """Writes RGB uint8 frames `(T, H, W, 3)` as a video file with PyAV.
+
+    Args:
+        path: the file to write.
+        frames: RGB uint8 frames `(T, H, W, 3)`.
+        fps: frame rate.
+        codec: the FFmpeg encoder.
+        pix_fmt: the pixel format.
+        options: encoder options.
+    """
     height, width = frames[0].shape[:2]
     with av.open(path, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)

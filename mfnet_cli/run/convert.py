@@ -6,7 +6,12 @@ from mfnet_keras.convert import convert
 
 
 def run(parser, args):
-    """Converts `args.src` into `args.out`; prints the model's size and preprocessing."""
+    """Converts `args.src` into `args.out`; prints the model's size and preprocessing.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     if args.preset is not None and args.preset not in models.list_presets():
         parser.error(f"unknown preset {args.preset!r}; choose from {models.list_presets()}")
     try:

@@ -10,7 +10,12 @@ from mfnet_keras.data import service
 
 
 def serve(server, description):
-    """Prints `description` and blocks until SIGINT or SIGTERM, then stops `server`."""
+    """Prints `description` and blocks until SIGINT or SIGTERM, then stops `server`.
+
+    Args:
+        server: a started tf.data service server.
+        description: the line printed once it serves.
+    """
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -20,7 +25,12 @@ def serve(server, description):
 
 
 def run(parser, args):
-    """Starts the role's server and serves until Ctrl-C or SIGTERM; 2 for an address or port it cannot use."""
+    """Starts the role's server and serves until Ctrl-C or SIGTERM; 2 for an address or port it cannot use.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     try:
         if args.role == "dispatcher":
             server = service.start_dispatcher(args.port, args.work_dir)

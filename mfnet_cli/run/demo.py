@@ -6,7 +6,12 @@ from tfrecords_tools.pack import UsageError
 
 
 def run(parser, args):
-    """The demo into `--output`, with `--set` overrides on both of its configs."""
+    """The demo into `--output`, with `--set` overrides on both of its configs.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     try:
         run_demo(args.output, args.set)
     except UsageError as error:

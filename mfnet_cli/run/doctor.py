@@ -10,7 +10,12 @@ from mfnet_keras.models import VideoClassifier, load_model
 
 
 def run(parser, args):
-    """Prints the report on the records (as JSON with `--json`); 2 for records or a model it cannot use."""
+    """Prints the report on the records (as JSON with `--json`); 2 for records or a model it cannot use.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     try:
         model = load_model(args.model) if args.model else None
         sizes = model.preprocessor if model is not None else None

@@ -10,7 +10,12 @@ from mfnet_keras.evaluate import check_records, data_error_text, evaluate
 
 
 def run(parser, args):
-    """Evaluates `--weights` on the config's eval records; the report goes to `--output` (default beside them)."""
+    """Evaluates `--weights` on the config's eval records; the report goes to `--output` (default beside them).
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     config = load_config(args.config, args.set)
     if not os.path.exists(args.weights):
         raise ConfigError(f"config error: --weights {args.weights} does not exist")

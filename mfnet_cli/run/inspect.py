@@ -11,7 +11,12 @@ from tfrecords_tools.inspect_records import contact_sheet, scan, split_files
 
 
 def run(parser, args):
-    """Prints each split's counts and frame statistics; 1 if `--verify` finds a problem, 2 for no records."""
+    """Prints each split's counts and frame statistics; 1 if `--verify` finds a problem, 2 for no records.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     splits = split_files(args.output_dir)
     if not splits:
         print(f"error: no <split>-NNNNN-of-NNNNN.tfrecord files in {args.output_dir}", file=sys.stderr)

@@ -8,7 +8,12 @@ from tfrecords_tools.pack import UsageError, pack_dataset
 
 
 def run(parser, args):
-    """Packs `args.source` into `args.output_dir`; with `--strict`, 1 if any video was skipped."""
+    """Packs `args.source` into `args.output_dir`; with `--strict`, 1 if any video was skipped.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     try:
         manifest = pack_dataset(
             args.source, args.output_dir, csv=args.csv, workers=args.workers, resume=args.resume, **pack_options(args)

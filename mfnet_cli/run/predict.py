@@ -15,7 +15,12 @@ from tfrecords_tools.video import VideoError
 
 
 def run(parser, args):
-    """Classifies `args.videos` (1 if any cannot be read, the others still printed) or `args.stream`."""
+    """Classifies `args.videos` (1 if any cannot be read, the others still printed) or `args.stream`.
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     if args.explain and (runtime_artefact(args.model) or _is_saved_model(args.model)):
         parser.error(EXPLAIN_USAGE)
     classifier = Classifier(args.model, "keras" if args.explain else args.runtime)

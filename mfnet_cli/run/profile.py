@@ -9,7 +9,12 @@ def _fmt(value):
 
 
 def run(parser, args):
-    """Prints the table of `args.names` (every registered architecture when none is given)."""
+    """Prints the table of `args.names` (every registered architecture when none is given).
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     architectures = models.list_presets(releases=False)
     for name in args.names:
         if name not in architectures:

@@ -9,7 +9,12 @@ from mfnet_keras.train import train
 
 
 def run(parser, args):
-    """Trains on `--config` (default `own_videos` with `--videos`) into `--output` (default runs/<config name>)."""
+    """Trains on `--config` (default `own_videos` with `--videos`) into `--output` (default runs/<config name>).
+
+    Args:
+        parser: the command's `ArgumentParser`, for usage errors.
+        args: the parsed arguments.
+    """
     name = args.config or "own_videos"
     overrides = [*args.set, *([f"data.service={args.data_service}"] if args.data_service else [])]
     overrides += [f"data.videos={json.dumps(args.videos)}"] if args.videos else []  # a quoted YAML string

@@ -34,6 +34,9 @@ _BATCH_NORM_LEAF = {"weight": "gamma", "bias": "beta"}
 def checkpoint_key(path):
     """Keras weight path → released PyTorch checkpoint key.
 
+    Args:
+        path: a Keras weight path.
+
     Examples:
     >>> checkpoint_key("conv2_B01/conv_m1/conv/kernel")
     'conv2.B01.conv_m1.conv.weight'
@@ -48,6 +51,9 @@ def checkpoint_key(path):
 def keras_path(key):
     """Released PyTorch checkpoint key → Keras weight path (the inverse of `checkpoint_key`).
 
+    Args:
+        key: a checkpoint key.
+
     Examples:
     >>> keras_path("conv2.B01.conv_m1.bn.weight")
     'conv2_B01/conv_m1/bn/gamma'
@@ -61,7 +67,12 @@ def keras_path(key):
 
 
 def to_keras_layout(value, path):
-    """A PyTorch tensor in the layout of the Keras weight at `path` (kernels transposed, the rest unchanged)."""
+    """A PyTorch tensor in the layout of the Keras weight at `path` (kernels transposed, the rest unchanged).
+
+    Args:
+        value: a PyTorch tensor as a NumPy array.
+        path: the Keras weight path it goes to.
+    """
     if not path.endswith("/kernel"):
         return value
     if value.ndim == 2:  # linear: (out, in) → (in, out)
@@ -75,6 +86,9 @@ def read_torch_state_dict(path):
     Accepts a bare state dict or one wrapped as `{"state_dict": ...}`, keys with
     or without DataParallel's `module.` prefix; drops `num_batches_tracked`.
     Nothing in the file is executed (see `mfnet_keras.checkpoints.pth_reader`).
+
+    Args:
+        path: a `.pth` file.
     """
     if not os.path.exists(path):
         raise ValueError(f"No such checkpoint file. Received: path={path}")
@@ -97,6 +111,11 @@ def load_state_dict(model, state, skip_classifier=False):
     Missing, unexpected or misshapen tensors raise one ValueError listing them;
     with `skip_classifier` the classifier is left as it is (fine-tuning on other
     classes) and the checkpoint's classifier is ignored.
+
+    Args:
+        model: the Keras model.
+        state: `{checkpoint key: ndarray}`.
+        skip_classifier: leave the classifier as it is.
     """
     unused = set(state)
     if not any(w.path.startswith("classifier/") for w in model.weights):  # a backbone: the head is not ours
@@ -136,12 +155,22 @@ def load_torch_checkpoint(model, path, skip_classifier=False):
 
     PyTorch need not be installed. See `read_torch_state_dict` for the accepted
     file variants and `load_state_dict` for the checks.
+
+    Args:
+        model: the Keras model.
+        path: a `.pth` file.
+        skip_classifier: leave the classifier as it is.
     """
     return load_state_dict(model, read_torch_state_dict(path), skip_classifier=skip_classifier)
 
 
 def classifier_matches(model, state):
-    """Whether the checkpoint's classifier has the shape of the model's."""
+    """Whether the checkpoint's classifier has the shape of the model's.
+
+    Args:
+        model: the Keras model.
+        state: `{checkpoint key: ndarray}`.
+    """
     kernel = next((w for w in model.weights if w.path == "classifier/kernel"), None)
     found = state.get("classifier.weight")
     return kernel is not None and found is not None and found.shape[::-1] == tuple(kernel.shape)

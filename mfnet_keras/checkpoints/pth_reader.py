@@ -51,12 +51,20 @@ class CheckpointError(MFNetError, ValueError):
 
 
 class TruncatedCheckpointError(CheckpointError):
-    """The checkpoint ends before the data it declares; the message names the file and what is missing."""
+    """The checkpoint ends before the data it declares; the message names the file and what is missing.
+
+    Args:
+        path: the checkpoint file.
+        what: the data it declares and where.
+    """
 
     def __init__(self, path, what):
         super().__init__(f"{path} is truncated: {what}, file ends at {os.path.getsize(path)}")
 
 
+# What reading a malformed file raises: a broken pickle or zip, and values that do not fit where they go.
+_BROKEN_FORMAT = (pickle.UnpicklingError, EOFError, struct.error, zipfile.BadZipFile)
+_BROKEN_CONTENT = (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError, RecursionError)
 _MAX_DEPTH = 100  # containers nested deeper than any state dict
 
 
@@ -369,6 +377,9 @@ def load(path):
     plain containers (the message names what it asked for),
     `TruncatedCheckpointError` when it is cut short, and `CheckpointError` for
     anything else that makes it unreadable; every message starts with the path.
+
+    Args:
+        path: a `.pth` file.
     """
     budget = _Budget(os.path.getsize(path))
     try:
@@ -383,18 +394,6 @@ def load(path):
         raise UnsafeCheckpointError(f"{path}: {error}") from None
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        struct.error,
-        zipfile.BadZipFile,
-        KeyError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        ValueError,
-        OverflowError,
-        RecursionError,
-    ) as error:
+    except (*_BROKEN_FORMAT, *_BROKEN_CONTENT) as error:
         reason = f"{type(error).__name__}: {error}"
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None

@@ -106,7 +106,13 @@ class DataConfig:
 
     def updated(self, builder, fields, **options):
         """This config with `options` (of `fields`) replaced; an option not in `fields` is the `TypeError` a
-        keyword argument `builder` does not take would be."""
+        keyword argument `builder` does not take would be.
+
+        Args:
+            builder: the function the options were given to, named in the error.
+            fields: the option names that `builder` takes.
+            **options: the values to replace.
+        """
         for name in options:
             if name not in fields:
                 raise TypeError(f"{builder}() got an unexpected keyword argument {name!r}")
@@ -121,7 +127,11 @@ class DataConfig:
     @classmethod
     def calibration(cls, preprocessor):
         """Clips cut as `preprocessor`'s model sees them (short side at its own, a crop of its size, no
-        augmentation), in the order of the records: what int8 export calibrates on."""
+        augmentation), in the order of the records: what int8 export calibrates on.
+
+        Args:
+            preprocessor: the model's `VideoClassifierPreprocessor`.
+        """
         side = preprocessor.short_side
         return cls(
             clip_length=preprocessor.clip_length,

@@ -288,7 +288,12 @@ def _finish(ds, deterministic, counter, service=None):
 
 def calibration_dataset(file_pattern, preprocessor):
     """Clips one by one, cut as `preprocessor`'s model sees them (`DataConfig.calibration`): what int8
-    export calibrates on."""
+    export calibrates on.
+
+    Args:
+        file_pattern: a glob of TFRecords whose clips calibrate.
+        preprocessor: the model's `VideoClassifierPreprocessor` (clip length, short side, crop size).
+    """
     return train_dataset(file_pattern, 1, seed=0, config=DataConfig.calibration(preprocessor))
 
 

@@ -33,6 +33,12 @@ class SkippedVideos:
         return len(self.reasons)
 
     def add(self, path, reason):
+        """TODO
+
+        Args:
+            path: the video.
+            reason: why it was skipped, one line.
+        """
         with self._lock:
             first = path not in self.reasons
             self.reasons[path] = reason
@@ -46,6 +52,12 @@ def list_videos(directory, labels="inferred", class_names=None):
     `labels="inferred"`: one class per sub-folder (`class_names` picks and orders
     them), `None`: no labels (any videos under the folder), or a list of one
     integer label per video in sorted path order.
+
+    Args:
+        directory: the folder of videos.
+        labels: `"inferred"` (one class per sub-folder), None (no labels), or one integer per video in sorted
+            path order.
+        class_names: with `"inferred"`, the sub-folders to take, in label order.
     """
     if not os.path.isdir(directory):
         raise ValueError(f"`directory` must be a folder of videos. Received: directory={directory!r}")
@@ -80,7 +92,14 @@ def _videos_under(folder):
 
 
 def split_subset(items, validation_split, subset, seed):
-    """The `subset` of `items` (a list of sequences of equal length) after a shuffle by `seed`."""
+    """The `subset` of `items` (a list of sequences of equal length) after a shuffle by `seed`.
+
+    Args:
+        items: sequences of equal length (paths, labels), split together.
+        validation_split: the fraction held out for validation (0 or None: no split).
+        subset: `"training"` or `"validation"`.
+        seed: the shuffle's seed.
+    """
     if not validation_split:
         return items
     count = len(items[0])

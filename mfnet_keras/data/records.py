@@ -37,15 +37,28 @@ class BadDataCounter:
         self.in_progress = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
 
     def add(self, reason, amount):
-        """In the pipeline: counts `amount` more elements (or stops) for `reason`."""
+        """In the pipeline: counts `amount` more elements (or stops) for `reason`.
+
+        Args:
+            reason: one of `BAD_DATA_REASONS` or `MULTI_LABEL_RECORDS`.
+            amount: how many (a scalar tensor; a boolean counts as 0 or 1).
+        """
         return self.counts[reason].assign_add(tf.cast(amount, tf.int64))
 
     def start(self, name):
-        """In the pipeline: marks the element read from record `name` as under way."""
+        """In the pipeline: marks the element read from record `name` as under way.
+
+        Args:
+            name: the element's `"<file> record <n>"`, a scalar string tensor.
+        """
         return self.in_progress.insert(name[None], tf.constant([1], tf.int64))
 
     def finish(self, name):
-        """In the pipeline: the element of record `name` is done (one never finished raised, and was dropped)."""
+        """In the pipeline: the element of record `name` is done (one never finished raised, and was dropped).
+
+        Args:
+            name: the element's `"<file> record <n>"`, as given to `start`.
+        """
         return self.in_progress.remove(name[None])
 
     def failed_records(self):
@@ -71,9 +84,20 @@ class UncountedBadData(BadDataCounter):
         self.counts = {reason: tf.constant(0, tf.int64) for reason in (*BAD_DATA_REASONS, MULTI_LABEL_RECORDS)}
 
     def add(self, reason, amount):
+        """Counts nothing: `amount` as int64, so that the pipeline's control dependencies still hold.
+
+        Args:
+            reason: as for `BadDataCounter.add` (ignored).
+            amount: as for `BadDataCounter.add`.
+        """
         return tf.cast(amount, tf.int64)
 
     def start(self, name):
+        """Marks nothing: a constant True (also `finish`).
+
+        Args:
+            name: as for `BadDataCounter.start` (ignored).
+        """
         return tf.constant(True)
 
     finish = start
@@ -90,6 +114,9 @@ class BadDataLogger(keras.callbacks.Callback):
     with several labels trained on their first label, then resets the counts.
 
     Adds `bad_data_dropped` and `multi_label_records` to the epoch logs (so CSVLogger/TensorBoard see them).
+
+    Args:
+        counter: the `BadDataCounter` of the training pipeline.
     """
 
     def __init__(self, counter):
@@ -120,6 +147,11 @@ class BadDataLogger(keras.callbacks.Callback):
 
 
 def list_files(file_pattern):
+    """The sorted, distinct files that `file_pattern` matches; ValueError naming it when none does.
+
+    Args:
+        file_pattern: a glob (or a list of globs) that `tf.io.gfile.glob` reads.
+    """
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
     if not files:
@@ -134,6 +166,11 @@ def readable_records(path, size, counter):
     reading of that file: the records read so far are kept, the stop is
     counted as `unreadable` and printed with the file and the byte offset, and
     the other files go on.
+
+    Args:
+        path: the TFRecord file.
+        size: its size in bytes (where reading stops short of it, the rest is counted as unreadable).
+        counter: the `BadDataCounter` that counts a stop.
     """
     records = tf.data.TFRecordDataset(path).ignore_errors()
     flagged = records.map(plain(lambda r: (r, False))).concatenate(
@@ -173,6 +210,11 @@ def parse_labels(label_values, num_classes, multi_label):
 
     Single-label: the record's first label, valid when in range whatever the
     others are. Multi-label: every label must be in range.
+
+    Args:
+        label_values: the record's label values (int64, any number).
+        num_classes: labels must lie in `[0, num_classes)`.
+        multi_label: return a multi-hot vector instead of the first label.
     """
     in_range = label_values >= 0
     if num_classes is not None:
@@ -187,13 +229,22 @@ def parse_labels(label_values, num_classes, multi_label):
 
 
 def gather_frames(jpegs, indices):
-    """The JPEGs at `indices`; placeholders (that fail `jpegs_look_whole`) when the video has no frame."""
+    """The JPEGs at `indices`; placeholders (that fail `jpegs_look_whole`) when the video has no frame.
+
+    Args:
+        jpegs: the record's encoded frames, a string vector.
+        indices: frame indices into `jpegs`.
+    """
     safe = tf.cond(tf.size(jpegs) > 0, lambda: jpegs, lambda: tf.constant([b""]))
     return tf.gather(safe, indices % tf.size(safe, out_type=indices.dtype))
 
 
 def jpegs_look_whole(jpegs):
-    """True when every JPEG starts with SOI and ends with EOI: catches truncated and garbage frames cheaply."""
+    """True when every JPEG starts with SOI and ends with EOI: catches truncated and garbage frames cheaply.
+
+    Args:
+        jpegs: encoded frames, a string tensor.
+    """
     length = tf.strings.length(jpegs)
     head = tf.strings.substr(jpegs, tf.zeros_like(length), tf.fill(tf.shape(length), 2)) == b"\xff\xd8"
     tail = tf.strings.substr(jpegs, tf.maximum(length - 2, 0), tf.fill(tf.shape(length), 2)) == b"\xff\xd9"
@@ -206,6 +257,15 @@ def decode_record(serialized, sample, name, num_classes, multi_label, image_key,
 
     Returns `(picked, label, context, has_frames, whole, label_ok)`; `sample(num_frames)`
     gives the frame indices; `name` ("<file> record <n>") is in a parse error.
+
+    Args:
+        serialized: one serialized `SequenceExample`.
+        sample: `sample(num_frames)` -> the frame indices of the clip(s).
+        name: `"<file> record <n>"`, named in a parse error.
+        num_classes: labels must lie in `[0, num_classes)`.
+        multi_label: multi-hot labels instead of the first one.
+        image_key: the feature list that holds the JPEGs.
+        label_key: the context feature that holds the labels.
     """
     jpegs, context = schema.parse_sequence_example(serialized, image_key, label_key, example_name=name)
     label, label_ok = parse_labels(context[label_key], num_classes, multi_label)
@@ -216,7 +276,11 @@ def decode_record(serialized, sample, name, num_classes, multi_label, image_key,
 
 
 def read_labels(pattern):
-    """Class names from the `labels.txt` that `tfrecords_tools.pack` wrote beside the files, or None."""
+    """Class names from the `labels.txt` that `tfrecords_tools.pack` wrote beside the files, or None.
+
+    Args:
+        pattern: a glob of the packed TFRecords (the `labels.txt` beside the first match is read).
+    """
     labels_path = os.path.join(os.path.dirname(sorted(tf.io.gfile.glob(pattern))[0]), "labels.txt")
     if not tf.io.gfile.exists(labels_path):
         return None
@@ -228,6 +292,10 @@ def records_info(pattern, count=True):
     """`(labels, videos)` from the `labels.txt` and `manifest.json` that `tfrecords_tools.pack` wrote beside the files.
 
     Without a manifest the records are counted (one pass over the files), or `videos` is None if not `count`.
+
+    Args:
+        pattern: a glob of the packed TFRecords.
+        count: without a manifest, count the records (one pass over the files); else `videos` is None.
     """
     files = sorted(tf.io.gfile.glob(pattern))
     folder = os.path.dirname(files[0])

@@ -13,16 +13,38 @@ from mfnet_keras.defaults import clip_span
 
 
 def element_seed(rand, k):
-    """The k-th stateless seed of an element."""
+    """The k-th stateless seed of an element.
+
+    Args:
+        rand: the element's int64 random key.
+        k: which of the element's random choices this seed is for.
+    """
     return tf.stack([rand, tf.constant(k, tf.int64)])
 
 
 def uniform(rand, k, low, high, shape=()):
+    """A stateless uniform draw in `[low, high)`: the element's `k`-th random choice.
+
+    Args:
+        rand: the element's int64 random key.
+        k: which of the element's random choices.
+        low: lower bound.
+        high: upper bound.
+        shape: the draw's shape (default: a scalar).
+    """
     return tf.random.stateless_uniform(shape, seed=element_seed(rand, k), minval=low, maxval=high)
 
 
 def sample_train_indices(num_frames, clip_length, frame_intervals, speed_jitter, rand):
-    """Frame indices of one training clip: random interval from the list (± speed jitter), random start, looping."""
+    """Frame indices of one training clip: random interval from the list (± speed jitter), random start, looping.
+
+    Args:
+        num_frames: frames in the video (int64 scalar).
+        clip_length: frames per clip.
+        frame_intervals: the intervals to choose from, one per clip.
+        speed_jitter: the interval is scaled by a factor in `[1 - speed_jitter, 1 + speed_jitter]` (0: off).
+        rand: the element's int64 random key.
+    """
     intervals = tf.constant(frame_intervals, tf.float32)
     pick = tf.random.stateless_uniform((), seed=element_seed(rand, 0), maxval=len(frame_intervals), dtype=tf.int32)
     interval = intervals[pick]
@@ -37,7 +59,14 @@ def sample_train_indices(num_frames, clip_length, frame_intervals, speed_jitter,
 
 
 def sample_eval_indices(num_frames, clip_length, frame_interval, num_clips):
-    """`[num_clips, clip_length]` indices: clips with uniformly spaced starts covering the video, looping."""
+    """`[num_clips, clip_length]` indices: clips with uniformly spaced starts covering the video, looping.
+
+    Args:
+        num_frames: frames in the video (int64 scalar).
+        clip_length: frames per clip.
+        frame_interval: frames between consecutive clip frames.
+        num_clips: clips spread over the video.
+    """
     span = clip_span(clip_length, frame_interval)
     start_max = tf.maximum(num_frames - span, 0)
     if num_clips == 1:
@@ -58,6 +87,10 @@ class DataPosition:
     the last trained batch ended sees exactly the clips an uninterrupted run
     would have. `batches_per_step`: batches of this pipeline that one training
     step takes (replicas per input pipeline).
+
+    Args:
+        start: `[pass, index, batch]` to start at (from `after_steps` of an earlier run).
+        batches_per_step: batches each training step takes (several under a multi-replica strategy).
     """
 
     def __init__(self, start=(0, 0, 0), batches_per_step=1):
@@ -66,7 +99,11 @@ class DataPosition:
         self.table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=[-1, -1])
 
     def after_steps(self, steps):
-        """`[pass, index, batch]` to resume at after `steps` training steps, or None when unknown here."""
+        """`[pass, index, batch]` to resume at after `steps` training steps, or None when unknown here.
+
+        Args:
+            steps: training steps done since `start`.
+        """
         batch = steps * self.batches_per_step - 1
         pass_number, index = (int(n) for n in self.table.lookup(tf.constant([batch], tf.int64))[0].numpy())
         if pass_number < 0:
@@ -76,12 +113,23 @@ class DataPosition:
         return [pass_number, index, batch + 1]
 
     def record(self, batch, passes, indices):
-        """In the pipeline: the position after `batch`, whose last element came from `(passes[-1], indices[-1])`."""
+        """In the pipeline: the position after `batch`, whose last element came from `(passes[-1], indices[-1])`.
+
+        Args:
+            batch: the batch just yielded.
+            passes: the pass of each of its elements.
+            indices: the index within its pass of each of its elements.
+        """
         return self.table.insert(batch[None], tf.stack([passes[-1], indices[-1] + 1])[None])
 
 
 def pass_seed(seed, pass_number):
-    """The seed of one pass over the data (its file and record order, and its elements' random choices)."""
+    """The seed of one pass over the data (its file and record order, and its elements' random choices).
+
+    Args:
+        seed: the run's seed.
+        pass_number: which pass over the data.
+    """
     return tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(pass_number, tf.int64)
 
 
@@ -90,6 +138,11 @@ def shuffled(ds, block, seed):
 
     Stateless, unlike `Dataset.shuffle`, whose seed must not be a tensor when
     a global seed is set; a pass's order then depends on its seed alone.
+
+    Args:
+        ds: the dataset to shuffle.
+        block: elements per block.
+        seed: a scalar int64 tensor that fixes the order.
     """
 
     @plain

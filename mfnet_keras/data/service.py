@@ -27,7 +27,11 @@ PROTOCOL = "grpc"
 
 
 def check_address(address):
-    """`address` as the dispatcher's `grpc://host:port`, or ValueError naming what is wrong with it."""
+    """`address` as the dispatcher's `grpc://host:port`, or ValueError naming what is wrong with it.
+
+    Args:
+        address: `HOST:PORT` or `grpc://HOST:PORT`.
+    """
     text = str(address)
     if "://" not in text:
         text = f"{PROTOCOL}://{text}"
@@ -40,7 +44,12 @@ def check_address(address):
 
 def distribute(ds, address):
     """`ds` read from the tf.data service dispatcher at `address`: its workers run the pipeline, each on the
-    passes the dispatcher hands it (the dataset's first source is split among them)."""
+    passes the dispatcher hands it (the dataset's first source is split among them).
+
+    Args:
+        ds: the training pipeline, as `train_dataset` builds it.
+        address: the dispatcher's `grpc://HOST:PORT`.
+    """
     return ds.apply(
         tf.data.experimental.service.distribute(
             processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
@@ -51,7 +60,12 @@ def distribute(ds, address):
 
 def start_dispatcher(port=5050, work_dir=None):
     """A running dispatcher server on `port` (0: any free port; its address is `.target`). With `work_dir`
-    it keeps its state there and a restarted dispatcher carries on with the same jobs."""
+    it keeps its state there and a restarted dispatcher carries on with the same jobs.
+
+    Args:
+        port: the port to listen on (0: any free port).
+        work_dir: a folder for the dispatcher's state, so that a restart carries on.
+    """
     config = tf.data.experimental.service.DispatcherConfig(
         port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir)
     )
@@ -60,7 +74,13 @@ def start_dispatcher(port=5050, work_dir=None):
 
 def start_worker(dispatcher, port=5051, host="localhost"):
     """A running worker server registered with the dispatcher at `dispatcher` (`HOST:PORT`); `host` is how
-    the trainer reaches this worker."""
+    the trainer reaches this worker.
+
+    Args:
+        dispatcher: the dispatcher's `HOST:PORT` (or `grpc://HOST:PORT`).
+        port: the port to listen on.
+        host: this machine's name as the trainer reaches it.
+    """
     config = tf.data.experimental.service.WorkerConfig(
         dispatcher_address=check_address(dispatcher).partition("://")[2],
         worker_address=f"{host}:%port%",

@@ -40,7 +40,14 @@ def cores():
 
 def clips_per_second(ds, seconds=10.0, windows=3, warm_up=2.0):
     """Median clips/s of iterating `ds` (batches, counted by their first tensor) over `windows` timed windows
-    that last `seconds` in all, after `warm_up` seconds that let tf.data tune its parallelism."""
+    that last `seconds` in all, after `warm_up` seconds that let tf.data tune its parallelism.
+
+    Args:
+        ds: a dataset of batches.
+        seconds: the timed windows' total length.
+        windows: how many timed windows (the median is returned).
+        warm_up: seconds iterated before timing, for tf.data's autotuning.
+    """
     iterator = iter(ds)
     started = time.perf_counter()
     next(iterator)
@@ -88,6 +95,15 @@ def stage_costs(file_pattern, clip_length=16, crop_size=224, batch_size=8, sampl
     `options` are `train_dataset`'s (frame intervals, scale range, jitter...);
     `samples` records are taken from the first files, each stage timed for
     about `seconds`.
+
+    Args:
+        file_pattern: a glob of packed TFRecords.
+        clip_length: frames per clip.
+        crop_size: clip height and width.
+        batch_size: clips per batch (the batch stage).
+        samples: records taken from the first files.
+        seconds: about how long each stage is timed.
+        **options: `train_dataset`'s options (frame intervals, scale range, jitter, ...).
     """
     config = DataConfig(clip_length=clip_length, crop_size=crop_size)
     options = config.updated("stage_costs", DataConfig.TRAIN, **options).options()

@@ -44,7 +44,12 @@ PRECISIONS = ("float32", "int8")
 
 
 def check_tools(format, precision):
-    """Raises an `ExportError` naming the pip package when a tool that `format` at `precision` needs is missing."""
+    """Raises an `ExportError` naming the pip package when a tool that `format` at `precision` needs is missing.
+
+    Args:
+        format: one of `FORMATS`.
+        precision: one of `PRECISIONS`.
+    """
     for need in (format, f"{format} {precision}"):
         for module, package in _NEEDS.get(need, ()):
             try:

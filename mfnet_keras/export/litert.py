@@ -8,7 +8,14 @@ import keras
 
 
 def int8_model(model, spec, path, clips):
-    """Full-integer LiteRT model calibrated on `clips`; the global pooling and the classifier stay float."""
+    """Full-integer LiteRT model calibrated on `clips`; the global pooling and the classifier stay float.
+
+    Args:
+        model: the classifier.
+        spec: the input's `tf.TensorSpec`.
+        path: the `.tflite` file to write.
+        clips: float32 calibration clips.
+    """
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as saved:

@@ -10,7 +10,12 @@ from mfnet_keras.files import PARTIAL
 
 def quantize_int8(path, clips):
     """Quantises the OpenVINO model at `path` in place to int8 with NNCF, calibrated on `clips`; the
-    classifier's matrix product stays float."""
+    classifier's matrix product stays float.
+
+    Args:
+        path: the OpenVINO `.xml` model.
+        clips: float32 calibration clips.
+    """
     import nncf
     import openvino
 

@@ -19,7 +19,12 @@ from mfnet_keras.version import __version__  # keys the runtime cache
 @contextlib.contextmanager
 def graph_form(model, implementation):
     """Within the block, every `FiberConv` of `model` runs as `implementation` (the same numbers in
-    another graph); each gets its own back afterwards."""
+    another graph); each gets its own back afterwards.
+
+    Args:
+        model: the classifier.
+        implementation: the `FiberConv` implementation of the graph (e.g. `"grouped"`).
+    """
     convs = [layer for layer in walk_layers(model) if isinstance(layer, FiberConv) and layer.built]
     before = [conv.implementation for conv in convs]
     try:
@@ -33,7 +38,13 @@ def graph_form(model, implementation):
 
 def read_calibration_clips(model, pattern, count):
     """Up to `count` float32 clips `[1, T, crop, crop, 3]` in [0, 255] from the TFRecords `pattern`,
-    cut as the model sees them (short side at the model's, a crop of the crop size), for int8 calibration."""
+    cut as the model sees them (short side at the model's, a crop of the crop size), for int8 calibration.
+
+    Args:
+        model: the classifier (its preprocessor's clip size).
+        pattern: a glob of TFRecords.
+        count: the most clips to read.
+    """
     from mfnet_keras.data import calibration_dataset
 
     return [clips.numpy() for clips, _ in calibration_dataset(pattern, model.preprocessor).take(count)]
@@ -49,6 +60,13 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
     written in the runtime's `GRAPH_FORMS`. `precision="int8"` (LiteRT, OpenVINO) quantises weights and
     activations to int8, calibrated on `calibration`, a list of clips shaped as the input; the
     classifier head stays float.
+
+    Args:
+        model: the classifier.
+        out_dir: the folder to write.
+        format: `"litert"`, `"onnx"` or `"openvino"`.
+        precision: `"float32"` or `"int8"`.
+        calibration: int8's calibration clips.
     """
     import tensorflow as tf
 
@@ -81,7 +99,12 @@ def export_runtime(model, out_dir, format, precision="float32", calibration=None
 def cached_runtime_export(source, format):
     """The `format` artefact of the classifier at `source` (a `.keras` file or preset folder): exported
     once into `$KERAS_HOME/mfnet_keras/runtimes/` and reused while `source` and this version are unchanged
-    (the Keras model is only loaded to export it)."""
+    (the Keras model is only loaded to export it).
+
+    Args:
+        source: a `.keras` file or preset folder.
+        format: `"litert"`, `"onnx"` or `"openvino"`.
+    """
     key = f"{sha256_of(source)[:16]}-{__version__}-{format}"
     folder = os.path.join(cache_dir(), "runtimes", key)
     if not os.path.exists(os.path.join(folder, SIDECAR)):

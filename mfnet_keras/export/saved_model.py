@@ -106,6 +106,10 @@ def export_saved_model(model, out_dir):
     Three signatures; the class names and preprocessing as variable collections
     (`loaded.class_names`, `loaded.preprocessing`, variables named by their key);
     the class names also as the file `assets/labels.txt`.
+
+    Args:
+        model: the `VideoClassifier`.
+        out_dir: the folder to write.
     """
     import tensorflow as tf
 
@@ -126,6 +130,10 @@ def export_saved_model(model, out_dir):
 
 
 def saved_model_settings(loaded):
-    """`(class names, preprocessing dict)` of a SavedModel from `export_saved_model`, reloaded."""
+    """`(class names, preprocessing dict)` of a SavedModel from `export_saved_model`, reloaded.
+
+    Args:
+        loaded: the result of `tf.saved_model.load`.
+    """
     names = [name.decode() for name in loaded.class_names[0].numpy()]
     return names, {v.name.split(":")[0]: v.numpy() for v in loaded.preprocessing}

@@ -1,23 +1,10 @@
-"""The paper's building blocks (pre-activation conv, multiplexer, multi-fiber unit) and the
-post-activation conv and max-pool that the backbones' stems and baseline blocks are made of."""
+"""The paper's building blocks: pre-activation conv, multiplexer, multi-fiber unit."""
 
 import keras
 from keras import ops
 
 from mfnet_keras.layers.fiber_conv import FiberConv, check_ints, join_fibers
-from mfnet_keras.layers.normalization import BatchNormalization
-from mfnet_keras.layers.pooling import FrameMaxPooling
-
-BN_EPSILON = 1e-5
-# PyTorch's BatchNorm momentum 0.1 is Keras's 0.9 (weight of the old statistic).
-BN_MOMENTUM = 0.9
-
-
-def batch_norm(name, synchronized=False, dtype=None):
-    """BatchNorm with the paper's (PyTorch default) epsilon and momentum."""
-    return BatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, synchronized=synchronized, name=name, dtype=dtype
-    )
+from mfnet_keras.layers.post_activation import batch_norm
 
 
 def _folded_pair(first, second, inputs):
@@ -123,7 +110,12 @@ class BNActConv(keras.layers.Layer):
         return join_fibers(self.conv.fibers(self.activate(inputs, training), training=training))
 
     def activate(self, inputs, training=None):
-        """`relu(bn(inputs))`: the backend's fused kernel when `bn.fuses` (PyTorch or TensorFlow, training)."""
+        """`relu(bn(inputs))`: the backend's fused kernel when `bn.fuses` (PyTorch or TensorFlow, training).
+
+        Args:
+            inputs: the input, channels last.
+            training: the call's training flag.
+        """
         if self.bn.fuses(inputs, training):
             return self.bn.train_fused(inputs, relu=True)
         return ops.relu(self.bn(inputs, training=training))
@@ -350,35 +342,3 @@ class MultiFiberUnit(keras.layers.Layer):
             synchronized_bn=self.synchronized_bn,
         )
         return config
-
-
-def conv_bn(x, filters, kernel, strides, name, dtype, num_fibers=1, activation="relu", synchronized_bn=False):
-    """Post-activation conv (symmetric `k // 2` padding) → BN → activation ("relu", "relu6" or None).
-
-    Layers are named `{name}_conv`, `{name}_bn`, `{name}_{activation}`.
-
-    The stems of every model and the blocks of the original ResNet, ResNeXt
-    and MobileNet-v2 have this layout.
-    """
-    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
-    x = FiberConv(
-        filters, kernel, num_fibers=num_fibers, strides=strides, padding=padding, name=f"{name}_conv", dtype=dtype
-    )(x)
-    x = batch_norm(f"{name}_bn", synchronized_bn, dtype=dtype)(x)
-    if activation:
-        max_value = {"relu": None, "relu6": 6.0}[activation]
-        x = keras.layers.ReLU(max_value, name=f"{name}_{activation}", dtype=dtype)(x)
-    return x
-
-
-def stem_max_pool(x, dtype):
-    """3×3 (1×3×3 for clips) max-pool, stride 2 (1, 2, 2), padding 1, as PyTorch's.
-
-    Zero padding equals PyTorch's -inf padding here because the input comes
-    straight from a ReLU.
-    """
-    if len(x.shape) == 5:  # a 2D pool of every frame: a built-in op of every runtime (LiteRT has no 3D pool)
-        x = keras.layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1)), name="pool1_pad", dtype=dtype)(x)
-        return FrameMaxPooling(3, strides=2, name="pool1", dtype=dtype)(x)
-    x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
-    return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)

@@ -25,7 +25,13 @@ def _as_tuple(value, rank, name):
 
 
 def check_ints(value, name, minimum):
-    """Raises the Keras-style ValueError unless `value` is an int or a sequence of ints, each >= `minimum`."""
+    """Raises the Keras-style ValueError unless `value` is an int or a sequence of ints, each >= `minimum`.
+
+    Args:
+        value: the argument's value.
+        name: the argument's name, in the message.
+        minimum: the smallest value allowed.
+    """
     items = (value,) if isinstance(value, int) else value
     if not isinstance(items, (tuple, list)) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
@@ -34,7 +40,11 @@ def check_ints(value, name, minimum):
 
 
 def join_fibers(tensors):
-    """Concatenates per-fiber tensors along channels (a one-item list is returned as its item)."""
+    """Concatenates per-fiber tensors along channels (a one-item list is returned as its item).
+
+    Args:
+        tensors: per-fiber tensors, channels last.
+    """
     return tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=-1)
 
 
@@ -189,7 +199,11 @@ class FiberConv(keras.layers.Layer):
         return "valid" if all(lo == 0 for lo, _ in pads) else tuple(lo for lo, _ in pads)
 
     def use_implementation(self, implementation):
-        """Switches a built layer to another `implementation` (e.g. the graph form an export wants)."""
+        """Switches a built layer to another `implementation` (e.g. the graph form an export wants).
+
+        Args:
+            implementation: one of `IMPLEMENTATIONS` (e.g. `"grouped"`, a single grouped convolution op).
+        """
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` must be one of {IMPLEMENTATIONS}. Received: implementation={implementation!r}"
@@ -213,6 +227,11 @@ class FiberConv(keras.layers.Layer):
         whenever this layer can convolve fibers one by one (`takes_fibers`);
         `kernel` replaces the layer's kernel (e.g. one with a folded
         BatchNorm scale).
+
+        Args:
+            inputs: a tensor, or one tensor per fiber.
+            kernel: a kernel to use instead of the layer's own.
+            training: whether the call is in training mode (some backend paths run in inference only).
         """
         kernel = self.kernel if kernel is None else kernel
         xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]

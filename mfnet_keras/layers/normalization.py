@@ -34,7 +34,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
         self._backend = backend_ops.current()
 
     def fuses(self, inputs, training=None, mask=None):
-        """Whether this call runs the backend's fused kernel (see the class docstring)."""
+        """Whether this call runs the backend's fused kernel (see the class docstring).
+
+        Args:
+            inputs: the call's input.
+            training: the call's training flag.
+            mask: the call's mask (a masked call never fuses).
+        """
         return (
             self._backend.FUSED_BATCH_NORM
             and training
@@ -53,7 +59,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return self.train_fused(inputs)
 
     def train_fused(self, inputs, relu=False):
-        """Training-mode output, ReLU applied when `relu`, moving statistics updated; needs `fuses`."""
+        """Training-mode output, ReLU applied when `relu`, moving statistics updated; needs `fuses`.
+
+        Args:
+            inputs: the input, channels last.
+            relu: apply a ReLU after the normalisation.
+        """
         backend = self._backend
         outputs, mean, variance = backend.batch_norm(inputs, self.gamma.value, self.beta.value, self.epsilon, relu)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):

@@ -43,6 +43,9 @@ def load_model(path):
     >>> VideoClassifier.from_preset("mfnet2d", num_classes=3, crop_size=32).save(path)
     >>> load_model(path).num_classes
     3
+
+    Args:
+        path: a `.keras` file, or a `VideoClassifier.from_preset` handle.
     """
     if not str(path).endswith(".keras"):
         return VideoClassifier.from_preset(path)

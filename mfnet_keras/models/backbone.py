@@ -71,12 +71,21 @@ class Backbone(keras.Model):
 
 
 def constructor_args(local_variables):
-    """A model constructor's arguments, from its `locals()` at the top of `__init__`."""
+    """A model constructor's arguments, from its `locals()` at the top of `__init__`.
+
+    Args:
+        local_variables: `locals()` at the top of the constructor.
+    """
     return {k: v for k, v in local_variables.items() if k not in ("self", "kwargs", "name", "__class__")}
 
 
 def check_input_shape(input_shape, ranks):
-    """Validates a backbone's `input_shape`; returns it as a tuple."""
+    """Validates a backbone's `input_shape`; returns it as a tuple.
+
+    Args:
+        input_shape: the shape given to the backbone.
+        ranks: the ranks allowed (3 for images, 4 for clips).
+    """
     shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
     if shape is None or len(shape) not in ranks or shape[-1] is None:
         dims = " or ".join(f"{r}" for r in ranks)
@@ -97,10 +106,19 @@ class Pyramid(dict):
         self.level = 0
 
     def downsample(self, strides):
-        """Counts a stage's spatial stride (an int, or `(t, h, w)` for clips)."""
+        """Counts a stage's spatial stride (an int, or `(t, h, w)` for clips).
+
+        Args:
+            strides: the stage's strides, an int or `(t, h, w)`.
+        """
         spatial = strides[-1] if isinstance(strides, (list, tuple)) else strides
         self.level += {1: 0, 2: 1}[spatial]
 
     def record(self, x):
+        """Keeps `x` as the output of the current level (`P2` and up).
+
+        Args:
+            x: a stage's output.
+        """
         if self.level >= 2:
             self[f"P{self.level}"] = x

@@ -76,6 +76,9 @@ class VideoClassifierPreprocessor(keras.layers.Layer):
         """What `call` does before normalising: float32 `[batch, T, crop, crop, 3]` in [0, 255].
 
         Runtimes that take crop-sized clips (`export --format litert`) are fed this.
+
+        Args:
+            clips: `[batch, T, H, W, 3]` frames in [0, 255], any size.
         """
         x = ops.cast(clips, "float32")
         height, width = ops.shape(x)[2], ops.shape(x)[3]

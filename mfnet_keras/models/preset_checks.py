@@ -73,7 +73,12 @@ class PresetParts:
 
 
 def read_json(folder, name):
-    """The JSON object in `folder/name`, or None when there is no such file."""
+    """The JSON object in `folder/name`, or None when there is no such file.
+
+    Args:
+        folder: the preset folder.
+        name: the file's name in it.
+    """
     path = os.path.join(folder, name)
     if not os.path.exists(path):
         return None
@@ -101,7 +106,15 @@ def _plain(path, where, config):
 
 def serialized_object(path, data, classes, where="", nested=False):
     """`(class_name, config)` of a serialised Keras object in a preset file, checked against `classes`;
-    its config may hold objects only with `nested` (a task's backbone and preprocessor, checked apart)."""
+    its config may hold objects only with `nested` (a task's backbone and preprocessor, checked apart).
+
+    Args:
+        path: the file, named in errors.
+        data: its parsed JSON object.
+        classes: the class names it may name.
+        where: the key path inside the file, named in errors.
+        nested: allow serialised objects inside the config.
+    """
     if not isinstance(data, dict):
         raise PresetError(f"{path}: {where}expected an object, found {type(data).__name__}")
     for key in ("class_name", "config"):
@@ -124,7 +137,11 @@ def _check_types(path, data, types, where=""):
 
 
 def clip_size(input_shape):
-    """The preprocessor's clip length and crop size for a backbone input shape (a 2D backbone: one frame)."""
+    """The preprocessor's clip length and crop size for a backbone input shape (a 2D backbone: one frame).
+
+    Args:
+        input_shape: the backbone's input shape.
+    """
     return {"clip_length": 1 if len(input_shape) == 3 else input_shape[0], "crop_size": input_shape[-2]}
 
 
@@ -144,7 +161,12 @@ def _task_parts(folder, task, backbone_classes):
 
 def folder_parts(folder, backbone_classes):
     """The `PresetParts` of a preset folder, every JSON file in it checked; `backbone_classes` are the class names it may name.
-    A classifier's parts come from `task.json`, a backbone's from `config.json` and `preprocessor.json`."""
+    A classifier's parts come from `task.json`, a backbone's from `config.json` and `preprocessor.json`.
+
+    Args:
+        folder: the preset folder.
+        backbone_classes: the backbone class names it may name.
+    """
     metadata = read_json(folder, "metadata.json")
     if metadata is not None:
         _check_types(os.path.join(folder, "metadata.json"), metadata, METADATA_TYPES)
@@ -168,7 +190,11 @@ def folder_parts(folder, backbone_classes):
 @contextlib.contextmanager
 def blaming(source):
     """Turns an error while building from (or loading) a preset file into one `PresetError` line naming
-    the file; without a `source` (a registered preset) errors pass unchanged."""
+    the file; without a `source` (a registered preset) errors pass unchanged.
+
+    Args:
+        source: the preset file being read (None: a registered preset).
+    """
     try:
         yield
     except PresetError:

@@ -34,7 +34,12 @@ def cache_dir():
 
 def download(url, sha256=None):
     """The cached copy of `url`, downloaded once (see `mfnet_keras.downloads.download`: size limit,
-    `sha256`, nothing kept from a failed or refused download)."""
+    `sha256`, nothing kept from a failed or refused download).
+
+    Args:
+        url: an `http://` or `https://` address.
+        sha256: the file's expected SHA-256 (None: not checked).
+    """
     name = os.path.basename(urllib.parse.urlparse(url).path) or hashlib.sha256(url.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir(), name)
     if os.path.exists(target) and (sha256 is None or sha256_of(target) == sha256.lower()):
@@ -48,7 +53,12 @@ def download(url, sha256=None):
 
 def extract(archive, url):
     """The preset folder inside a downloaded archive, extracted once beside it, safely
-    (`mfnet_keras.downloads.extract_archive`); a refused archive is removed from the cache."""
+    (`mfnet_keras.downloads.extract_archive`); a refused archive is removed from the cache.
+
+    Args:
+        archive: the downloaded archive.
+        url: where it came from, named in errors.
+    """
     folder = archive + ".preset"
     if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, ".complete")):  # .complete: unchecked, old
         try:
@@ -63,7 +73,11 @@ def extract(archive, url):
 
 
 def hub_folder(handle):
-    """The local folder of an `hf://` or `kaggle://` handle: its preset files only, fetched by the hub's client."""
+    """The local folder of an `hf://` or `kaggle://` handle: its preset files only, fetched by the hub's client.
+
+    Args:
+        handle: an `hf://OWNER/NAME` or `kaggle://OWNER/MODEL/keras/VARIANT` handle.
+    """
     scheme, rest = handle.split("://", 1)
     package = {"hf": "huggingface_hub", "kaggle": "kagglehub"}[scheme]
     try:
@@ -92,7 +106,12 @@ def _kaggle_files(kagglehub, handle):
 
 
 def resolve(handle, sha256=None):
-    """`("folder", path)`, `("pth", path)` or `("registered", name)` for a handle (see the module doc)."""
+    """`("folder", path)`, `("pth", path)` or `("registered", name)` for a handle (see the module doc).
+
+    Args:
+        handle: a registered name, a folder, a `.pth` file, a URL or a hub handle.
+        sha256: the download's expected SHA-256, for a URL.
+    """
     handle = os.fspath(handle)
     if handle.startswith(("http://", "https://")):
         if not handle.endswith((".pth", *ARCHIVES)):

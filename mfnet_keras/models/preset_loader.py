@@ -162,6 +162,14 @@ def classifier_from_checkpoint(task_cls, path, release=None, num_classes=None, c
     architecture registered for checkpoints (`register_presets`). The classifier takes the checkpoint's class count unless
     `num_classes` differs; then (or with `skip_classifier=True`) it stays random.
     `kwargs` as for `from_preset`.
+
+    Args:
+        task_cls: the classifier class to build.
+        path: the `.pth` file.
+        release: a registered release to take the architecture and preprocessing from.
+        num_classes: the classifier's size (default: the checkpoint's).
+        class_names: the class names (default: the release's).
+        **kwargs: backbone options (e.g. `clip_length`).
     """
     skip_classifier = kwargs.pop("skip_classifier", False)
     name = release or find_release(path) or checkpoint_architecture()
@@ -197,7 +205,16 @@ def _registered_parts(task_cls, name, load_weights, sha256):
 
 
 def load_task(task_cls, preset, num_classes=None, class_names=None, load_weights=True, **kwargs):
-    """`VideoClassifier.from_preset`; see there."""
+    """`VideoClassifier.from_preset`; see there.
+
+    Args:
+        task_cls: the classifier class.
+        preset: a preset handle.
+        num_classes: the classifier's size.
+        class_names: the class names.
+        load_weights: load the preset's weights.
+        **kwargs: backbone and preprocessor options.
+    """
     sha256 = kwargs.pop("sha256", None)
     kind, where = resolve(preset, sha256)
     if kind == "pth":
@@ -220,7 +237,15 @@ def load_task(task_cls, preset, num_classes=None, class_names=None, load_weights
 
 
 def load_backbone(cls, base, preset, load_weights=True, **kwargs):
-    """`Backbone.from_preset` (`base`: `Backbone`, whose registered subclasses a folder may name); see there."""
+    """`Backbone.from_preset` (`base`: `Backbone`, whose registered subclasses a folder may name); see there.
+
+    Args:
+        cls: the class `from_preset` was called on.
+        base: `Backbone`, whose registered subclasses a folder may name.
+        preset: a preset handle.
+        load_weights: load the preset's weights.
+        **kwargs: backbone options.
+    """
     sha256 = kwargs.pop("sha256", None)
     pre_over, _, backbone_over = _split_overrides(dict(kwargs))
     shape = backbone_over.pop("input_shape", None)

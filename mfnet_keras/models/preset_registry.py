@@ -26,7 +26,11 @@ class classproperty(property):  # noqa: N801 (named like `property`)
 
 
 def register_task(task_cls):
-    """Registers the task class that `.pth` checkpoints are read into (a backbone's too)."""
+    """Registers the task class that `.pth` checkpoints are read into (a backbone's too).
+
+    Args:
+        task_cls: the classifier class (`VideoClassifier`).
+    """
     _REGISTERED["task"] = task_cls
 
 
@@ -71,6 +75,11 @@ def register_preset(name, **entry):
     ... )
     >>> get_preset("my_kinetics_mirror")["num_classes"]
     400
+
+    Args:
+        name: the preset's name.
+        **entry: its fields: `architecture` (a registered name whose fields it takes), or `backbone` and
+            `config`; a release's `checkpoint`, `class_names`, `preprocessing`, `description`.
     """
     if "architecture" in entry and entry["architecture"] not in _PRESETS:
         raise ValueError(
@@ -82,7 +91,11 @@ def register_preset(name, **entry):
 
 
 def unregister_preset(name):
-    """Removes a preset `register_preset` added (an unknown name is a `PresetError`)."""
+    """Removes a preset `register_preset` added (an unknown name is a `PresetError`).
+
+    Args:
+        name: a name that `register_preset` added.
+    """
     if name not in _PRESETS:
         raise PresetError(f"Unknown preset {name!r}")
     del _PRESETS[name]
@@ -95,6 +108,11 @@ def list_presets(architectures=True, releases=True, backbone_cls=None):
     Examples:
     >>> "mfnet3d_kinetics400" in list_presets(architectures=False)
     True
+
+    Args:
+        architectures: include the architectures (no weights).
+        releases: include the releases (weights from a checkpoint).
+        backbone_cls: only presets whose backbone is this class or a subclass.
     """
     names = []
     for name, entry in _PRESETS.items():
@@ -109,7 +127,11 @@ def list_presets(architectures=True, releases=True, backbone_cls=None):
 
 
 def get_preset(name):
-    """A preset's entry with its architecture's fields filled in."""
+    """A preset's entry with its architecture's fields filled in.
+
+    Args:
+        name: a registered name.
+    """
     if name not in _PRESETS:
         raise PresetError(f"Unknown preset {name!r}; expected one of {list_presets()}, a preset folder or a URL")
     entry = dict(_PRESETS[name])
@@ -120,12 +142,20 @@ def get_preset(name):
 
 
 def registered_class(name):
-    """This package's Keras class registered as `mfnet_keras>{name}`, or None."""
+    """This package's Keras class registered as `mfnet_keras>{name}`, or None.
+
+    Args:
+        name: the class's registered name.
+    """
     return keras.saving.get_custom_objects().get(f"mfnet_keras>{name}")
 
 
 def backbone_classes(base):
-    """`{class name: class}` of this package's registered Keras classes that subclass `base`."""
+    """`{class name: class}` of this package's registered Keras classes that subclass `base`.
+
+    Args:
+        base: the base class (e.g. `Backbone`).
+    """
     found = {}
     for key, cls in keras.saving.get_custom_objects().items():
         if key.startswith("mfnet_keras>") and isinstance(cls, type) and issubclass(cls, base):
@@ -138,12 +168,20 @@ def backbone_arguments(cls):
 
 
 def backbone_options(name):
-    """The backbone arguments a registered preset accepts as options (besides `input_shape`)."""
+    """The backbone arguments a registered preset accepts as options (besides `input_shape`).
+
+    Args:
+        name: a registered preset.
+    """
     return backbone_arguments(registered_class(get_preset(name)["backbone"]))
 
 
 def find_release(path):
-    """The registered release whose checkpoint file name is the basename of `path`, or None."""
+    """The registered release whose checkpoint file name is the basename of `path`, or None.
+
+    Args:
+        path: a checkpoint file.
+    """
     base = os.path.basename(path)
     for name, entry in _PRESETS.items():
         if entry.get("checkpoint", {}).get("file_name") == base:
@@ -152,7 +190,11 @@ def find_release(path):
 
 
 def class_names_of(entry):
-    """The class names of a release entry (a packaged list), or None."""
+    """The class names of a release entry (a packaged list), or None.
+
+    Args:
+        entry: a registry entry.
+    """
     names = entry.get("class_names")
     if names is None or isinstance(names, (list, tuple)):
         return names
@@ -162,7 +204,11 @@ def class_names_of(entry):
 
 
 def entry_parts(entry):
-    """The `PresetParts` of a table entry (no source file: errors building it are not a file's)."""
+    """The `PresetParts` of a table entry (no source file: errors building it are not a file's).
+
+    Args:
+        entry: a registry entry, as `get_preset` returns it.
+    """
     shape = entry["input_shape"]
     pre = {**clip_size(shape), **entry.get("preprocessing", {})}
     head = {"name": entry["name"], "num_classes": entry["num_classes"], "class_names": class_names_of(entry)}

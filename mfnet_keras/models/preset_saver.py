@@ -22,7 +22,13 @@ def _metadata(model):
 
 
 def save_backbone(backbone, folder, max_shard_size=None):
-    """Writes a backbone's `config.json`, weights, `metadata.json` and `README.md` into `folder`."""
+    """Writes a backbone's `config.json`, weights, `metadata.json` and `README.md` into `folder`.
+
+    Args:
+        backbone: the `Backbone` to save.
+        folder: the preset folder (created if missing).
+        max_shard_size: shard the weights into files of at most this many GB (None: one file).
+    """
     os.makedirs(folder, exist_ok=True)
     write_json(os.path.join(folder, "config.json"), keras.saving.serialize_keras_object(backbone))
     if max_shard_size is None:
@@ -36,7 +42,13 @@ def save_backbone(backbone, folder, max_shard_size=None):
 
 def save_task(model, folder, max_shard_size=None):
     """Writes a classifier's preset folder: the backbone's files, `preprocessor.json`, `task.json`,
-    `task.weights.h5` (Keras's `save_weights` of the head, as keras-hub writes it)."""
+    `task.weights.h5` (Keras's `save_weights` of the head, as keras-hub writes it).
+
+    Args:
+        model: the classifier to save.
+        folder: the preset folder (created if missing).
+        max_shard_size: shard the weights into files of at most this many GB (None: one file).
+    """
     save_backbone(model.backbone, folder, max_shard_size=max_shard_size)
     write_json(os.path.join(folder, "preprocessor.json"), keras.saving.serialize_keras_object(model.preprocessor))
     with replacing(os.path.join(folder, HEAD_WEIGHTS)) as tmp:
@@ -48,7 +60,11 @@ def save_task(model, folder, max_shard_size=None):
 
 
 def model_card(model):
-    """A short `README.md` for a preset folder: what it holds and how to load it."""
+    """A short `README.md` for a preset folder: what it holds and how to load it.
+
+    Args:
+        model: the classifier or backbone the folder holds.
+    """
     classifier = hasattr(model, "backbone")
     backbone = model.backbone if classifier else model
     shape = "×".join(str(d) for d in backbone.input_shape[1:])

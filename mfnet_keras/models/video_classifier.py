@@ -26,7 +26,12 @@ class MergeFrames(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mfnet_keras")
 class SplitFrames(keras.layers.Layer):
-    """`[batch × T, h, w, C]` → `[batch, T, h, w, C]`, undoing `MergeFrames`."""
+    """`[batch × T, h, w, C]` → `[batch, T, h, w, C]`, undoing `MergeFrames`.
+
+    Args:
+        frames: T, the frames per clip.
+        **kwargs: `keras.layers.Layer` arguments (name, dtype).
+    """
 
     def __init__(self, frames, **kwargs):
         super().__init__(**kwargs)
@@ -176,7 +181,11 @@ class VideoClassifier(keras.Model):
 
     def compile_from_config(self, config):
         """Recompiles a loaded `.keras` file with its saved optimizer, loss and metrics (Keras skips
-        models that override `compile` unless they define this)."""
+        models that override `compile` unless they define this).
+
+        Args:
+            config: the compile config saved in the `.keras` file.
+        """
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
@@ -239,13 +248,21 @@ class VideoClassifier(keras.Model):
         return any(id(w) not in inside for w in self.weights)
 
     def save_task_weights(self, filepath):
-        """Saves the weights outside the backbone with `keras.saving.save_weights`, as keras-hub does."""
+        """Saves the weights outside the backbone with `keras.saving.save_weights`, as keras-hub does.
+
+        Args:
+            filepath: a `.weights.h5` file.
+        """
         if not str(filepath).endswith(".weights.h5"):
             raise ValueError(f"The file name must end in `.weights.h5`. Received: filepath={filepath}")
         keras.saving.save_weights(self, filepath, objects_to_skip=self._backbone_layers())
 
     def load_task_weights(self, filepath):
-        """Loads weights saved by `save_task_weights` (keras-hub's `Task.load_task_weights` call)."""
+        """Loads weights saved by `save_task_weights` (keras-hub's `Task.load_task_weights` call).
+
+        Args:
+            filepath: a `.weights.h5` file written by `save_task_weights`.
+        """
         if not str(filepath).endswith(".weights.h5"):
             raise ValueError(f"The file name must end in `.weights.h5`. Received: filepath={filepath}")
         keras.saving.load_weights(self, filepath, objects_to_skip=self._backbone_layers())

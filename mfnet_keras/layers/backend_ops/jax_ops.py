@@ -28,7 +28,11 @@ def on_cpu():
 
 
 def plan_conv(plan):
-    """The paths a FiberConv takes here (see the module docstring)."""
+    """The paths a FiberConv takes here (see the module docstring).
+
+    Args:
+        plan: the layer's `ConvPlan`.
+    """
     portable.refuse_tensorflow_only(plan, "jax")
     paths = portable.explicit_paths(plan)
     if plan.implementation != "auto" or not on_cpu():
@@ -47,7 +51,15 @@ def plan_conv(plan):
 
 
 def convolve(xs, kernel, plan, split, training=None):
-    """FiberConv's output as a list of tensors (see `portable.convolve`); over frames in inference only."""
+    """FiberConv's output as a list of tensors (see `portable.convolve`); over frames in inference only.
+
+    Args:
+        xs: one tensor, or one per fiber.
+        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
+        plan: the layer's `ConvPlan`.
+        split: convolve fiber by fiber.
+        training: the call's training flag (the frames path runs in inference only).
+    """
     xs = portable.padded(xs, plan, ops.pad)
     if not split and plan.over_frames and not training:
         kernel = portable.block_diagonal(kernel, plan.num_fibers) if plan.frames_dense else kernel
@@ -62,6 +74,12 @@ def conv_over_frames(x, kernel, strides, padding):
     at temporal stride 1 (whose frames are then zero-padded symmetrically, as
     "same" does); the kernel's input channels may be a fraction of `x`'s (a
     grouped convolution).
+
+    Args:
+        x: channels-last clips `[batch, T, H, W, C]`.
+        kernel: a Keras kernel `(kt, kh, kw, in // groups, out)`.
+        strides: `(t, h, w)` strides.
+        padding: `"valid"` or `"same"`.
     """
     taps, st = kernel.shape[0], strides[0]
     if padding == "same" and taps > 1:
@@ -79,7 +97,15 @@ def conv_over_frames(x, kernel, strides, padding):
 
 
 def batch_norm(x, gamma, beta, epsilon, relu=False):
-    """Not on JAX (`FUSED_BATCH_NORM` is False): Keras's BatchNormalization, which XLA fuses, trains here."""
+    """Not on JAX (`FUSED_BATCH_NORM` is False): Keras's BatchNormalization, which XLA fuses, trains here.
+
+    Args:
+        x: channels-last input.
+        gamma: the scale.
+        beta: the offset.
+        epsilon: added to the variance.
+        relu: apply a ReLU.
+    """
     raise NotImplementedError("BatchNorm has no fused kernel of its own on JAX; Keras's runs there.")
 
 

@@ -49,7 +49,11 @@ class ConvPlan:
 
 
 def explicit_paths(plan):
-    """`plan` with the paths of its `implementation` as every backend reads it (`"auto"`: none yet)."""
+    """`plan` with the paths of its `implementation` as every backend reads it (`"auto"`: none yet).
+
+    Args:
+        plan: a layer's `ConvPlan`.
+    """
     fibered = plan.num_fibers > 1 or plan.implementation == "taps"
     kind = plan.implementation if fibered else None
     return dataclasses.replace(
@@ -64,7 +68,12 @@ def explicit_paths(plan):
 
 
 def refuse_tensorflow_only(plan, backend):
-    """Raises the ValueError for an implementation that only the TensorFlow backend has."""
+    """Raises the ValueError for an implementation that only the TensorFlow backend has.
+
+    Args:
+        plan: a layer's `ConvPlan`.
+        backend: the running backend's name, in the message.
+    """
     if plan.implementation == "frames":
         raise ValueError(
             '`implementation="frames"` needs the TensorFlow backend and a kernel one frame deep. '
@@ -78,7 +87,12 @@ def refuse_tensorflow_only(plan, backend):
 
 def block_diagonal(kernel, num_fibers):
     """The dense kernel `(*window, in, out)` that a grouped kernel `(*window, in // num_fibers, out)` is a block of:
-    fiber g's block maps input channels `g·in/N…` to output channels `g·out/N…`, zeros elsewhere."""
+    fiber g's block maps input channels `g·in/N…` to output channels `g·out/N…`, zeros elsewhere.
+
+    Args:
+        kernel: a grouped kernel `(*window, in // num_fibers, out)`.
+        num_fibers: the number of groups.
+    """
     *window, per_fiber, filters = kernel.shape
     blocks = ops.reshape(kernel, (-1, per_fiber, num_fibers, filters // num_fibers))
     eye = ops.eye(num_fibers, dtype=kernel.dtype)
@@ -87,12 +101,25 @@ def block_diagonal(kernel, num_fibers):
 
 
 def plain_conv(x, kernel, strides, padding):
-    """`keras.ops.conv`, positionally."""
+    """`keras.ops.conv`, positionally.
+
+    Args:
+        x: channels-last input.
+        kernel: a dense kernel.
+        strides: the strides.
+        padding: `"valid"` or `"same"`.
+    """
     return ops.conv(x, kernel, strides=strides, padding=padding)
 
 
 def padded(xs, plan, pad):
-    """Each of `xs` zero-padded by `plan.pads` with `pad(x, pad_width)` (unchanged when there are none)."""
+    """Each of `xs` zero-padded by `plan.pads` with `pad(x, pad_width)` (unchanged when there are none).
+
+    Args:
+        xs: tensors to pad.
+        plan: the layer's `ConvPlan` (its `pads`).
+        pad: the backend's `pad(x, pad_width)`.
+    """
     if plan.pads is None:
         return xs
     return [pad(x, ((0, 0), *plan.pads, (0, 0))) for x in xs]
@@ -103,6 +130,13 @@ def convolve(xs, kernel, plan, split, conv=plain_conv):
 
     `xs` is one tensor or one per fiber; `conv(x, kernel, strides, padding)`
     is the backend's plain convolution (a grouped one is always Keras's own).
+
+    Args:
+        xs: one tensor, or one per fiber.
+        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
+        plan: the layer's `ConvPlan`.
+        split: convolve fiber by fiber.
+        conv: the backend's plain convolution, `conv(x, kernel, strides, padding)`.
     """
     if not split:
         if plan.dense:
@@ -117,17 +151,34 @@ def convolve(xs, kernel, plan, split, conv=plain_conv):
 
 
 def dims(x):
-    """`x`'s shape, each dimension unknown when the graph is built read at run time."""
+    """`x`'s shape, each dimension unknown when the graph is built read at run time.
+
+    Args:
+        x: a tensor.
+    """
     return [d if d is not None else ops.shape(x)[i] for i, d in enumerate(x.shape)]
 
 
 def max_pool_frames(clips, pool_size, strides, padding):
-    """A `1 × k × k` max-pool of clips as one 2D pool of all frames."""
+    """A `1 × k × k` max-pool of clips as one 2D pool of all frames.
+
+    Args:
+        clips: channels-last clips `[batch, T, H, W, C]`.
+        pool_size: the spatial window `k`.
+        strides: the spatial stride.
+        padding: `"valid"` or `"same"`.
+    """
     images = ops.reshape(clips, (-1, *dims(clips)[2:]))
     pooled = ops.max_pool(images, pool_size, strides, padding)
     return ops.reshape(pooled, (-1, dims(clips)[1], *dims(pooled)[1:]))
 
 
 def moving_average(moving, batch, momentum):
-    """`momentum · moving + (1 − momentum) · batch` (Keras's BatchNorm update)."""
+    """`momentum · moving + (1 − momentum) · batch` (Keras's BatchNorm update).
+
+    Args:
+        moving: the moving statistic.
+        batch: the batch's statistic.
+        momentum: the weight of `moving`.
+    """
     return moving * momentum + batch * (1.0 - momentum)

@@ -29,6 +29,9 @@ def grouped_conv2d_supported(dtype):
 
     With oneDNN (`TF_ENABLE_ONEDNN_OPTS=1`) or on a GPU they do; TensorFlow's
     plain CPU kernels compute the forward pass but have no gradients.
+
+    Args:
+        dtype: the compute dtype.
     """
     with tf.init_scope():
         x, kernel = tf.ones((1, 3, 3, 2), dtype), tf.ones((3, 3, 1, 2), dtype)
@@ -48,7 +51,11 @@ def grouped_conv2d_supported(dtype):
 
 def plan_conv(plan):
     """The paths a FiberConv takes here: `"auto"` convolves fiber by fiber, and a kernel one frame deep as
-    TensorFlow's grouped 2D convolution over all frames where that runs (`grouped_conv2d_supported`)."""
+    TensorFlow's grouped 2D convolution over all frames where that runs (`grouped_conv2d_supported`).
+
+    Args:
+        plan: the layer's `ConvPlan`.
+    """
     one_frame = plan.rank == 2 or plan.kernel_size[0] == 1
     if plan.implementation == "frames" and not one_frame:
         portable.refuse_tensorflow_only(plan, "tensorflow")
@@ -59,7 +66,15 @@ def plan_conv(plan):
 
 
 def convolve(xs, kernel, plan, split, training=None):
-    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here."""
+    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here.
+
+    Args:
+        xs: one tensor, or one per fiber.
+        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
+        plan: the layer's `ConvPlan`.
+        split: convolve fiber by fiber.
+        training: the call's training flag (unused).
+    """
     xs = portable.padded(xs, plan, zero_pad)
     if plan.frames and not split:
         conv = taps_conv if plan.rank == 3 and plan.kernel_size[0] > 1 else frames_conv
@@ -81,6 +96,12 @@ def frames_conv(x, kernel, strides, padding):
     grouped layout (`(1, kh, kw, C / groups, filters)` for clips), so the
     group count follows from the channels. A temporal stride keeps every
     `strides[0]`-th frame, which is exact for a kernel one frame deep.
+
+    Args:
+        x: `(batch, H, W, C)` or `(batch, T, H, W, C)`, channels last.
+        kernel: a grouped Keras kernel one frame deep.
+        strides: the strides (an int or one per spatial dimension).
+        padding: `"valid"` or `"same"`.
     """
     padding = padding.upper()
     if len(x.shape) == 4:
@@ -101,6 +122,12 @@ def taps_conv(x, kernel, strides, padding):
     the 2D convolution every runtime runs well (LiteRT has no grouped or int8
     3D convolution). Temporal "same" padding is explicit here; the frame count
     must be known when the graph is built.
+
+    Args:
+        x: channels-last clips `(batch, T, H, W, C)`.
+        kernel: a grouped Keras kernel `(kt, kh, kw, C / groups, filters)`.
+        strides: `(t, h, w)` strides.
+        padding: `"valid"` or `"same"`.
     """
     taps, frames, channels = kernel.shape[0], x.shape[1], x.shape[-1]
     groups = channels // kernel.shape[3]
@@ -126,6 +153,13 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     Returns the normalised `x` in its dtype (a ReLU applied when `relu`) and
     the batch's mean and biased variance (what Keras's moving statistics take;
     the kernel gives the unbiased one).
+
+    Args:
+        x: channels-last input.
+        gamma: the scale.
+        beta: the offset.
+        epsilon: added to the variance.
+        relu: apply a ReLU.
     """
     dims = _dims(x)
     images = tf.reshape(x, [-1, *dims[-3:]] if len(dims) >= 4 else [1, -1, 1, dims[-1]])
@@ -141,6 +175,12 @@ def conv3d(x, kernel, strides, padding):
     TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 now and then returns NaN for a few channels per
     fiber (the same weights and input: a finite gradient, then NaN), which ended mixed_bfloat16 training
     at its second step; its float32 kernel does not. Forward and input gradient stay in bfloat16.
+
+    Args:
+        x: channels-last clips.
+        kernel: a dense Keras kernel `(kt, kh, kw, in, out)`.
+        strides: `(t, h, w)` strides.
+        padding: `"valid"` or `"same"`.
     """
     strides5, padding = [1, *strides, 1], padding.upper()
     if x.dtype != tf.bfloat16:
@@ -167,7 +207,14 @@ def conv3d(x, kernel, strides, padding):
 
 
 def grouped_conv(x, kernel, strides, padding):
-    """One grouped convolution op, for graphs handed to another runtime: TensorFlow's CPU kernels cannot run it."""
+    """One grouped convolution op, for graphs handed to another runtime: TensorFlow's CPU kernels cannot run it.
+
+    Args:
+        x: channels-last input.
+        kernel: a grouped Keras kernel.
+        strides: the strides.
+        padding: `"valid"` or `"same"`.
+    """
     return tf.nn.convolution(x, kernel, strides, padding.upper())
 
 
@@ -180,6 +227,10 @@ def zero_pad(x, pads):
     `remapper failed: ... fanout ... exist for missing node .../Pad` and runs
     without any remapper fusion. The remapper leaves `PadV2` alone, and the
     padded copy costs the same.
+
+    Args:
+        x: the tensor.
+        pads: a `(low, high)` pair per dimension.
     """
     return tf.pad(x, pads, constant_values=tf.zeros((), x.dtype))
 
@@ -191,5 +242,10 @@ def _dims(x):
 
 
 def resize_bilinear(images, size):
-    """Antialiased bilinear resize of `[N, H, W, C]` to `size` (tensors allowed), as `keras.ops.image.resize`."""
+    """Antialiased bilinear resize of `[N, H, W, C]` to `size` (tensors allowed), as `keras.ops.image.resize`.
+
+    Args:
+        images: `[N, H, W, C]`.
+        size: `(height, width)`, ints or tensors.
+    """
     return tf.image.resize(images, size, method="bilinear", antialias=True)

@@ -21,13 +21,25 @@ FUSED_BATCH_NORM = True
 
 def plan_conv(plan):
     """The paths a FiberConv takes here: `"auto"` is one grouped convolution (`conv` where PyTorch's
-    symmetric padding gives the layer's output)."""
+    symmetric padding gives the layer's output).
+
+    Args:
+        plan: the layer's `ConvPlan`.
+    """
     portable.refuse_tensorflow_only(plan, "torch")
     return portable.explicit_paths(plan)
 
 
 def convolve(xs, kernel, plan, split, training=None):
-    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here."""
+    """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here.
+
+    Args:
+        xs: one tensor, or one per fiber.
+        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
+        plan: the layer's `ConvPlan`.
+        split: convolve fiber by fiber.
+        training: the call's training flag (unused).
+    """
     if not split and plan.symmetric_padding is not None:
         kernel = keras.ops.convert_to_tensor(kernel)
         return [conv(xs[0], kernel, plan.strides, plan.symmetric_padding, plan.num_fibers)]
@@ -47,6 +59,13 @@ def conv(x, kernel, strides, padding, groups):
     """Grouped convolution of channels-last `x` with a Keras kernel `(*window, in // groups, out)`.
 
     `padding`: `"valid"`, or a tuple of symmetric per-dimension paddings.
+
+    Args:
+        x: channels-last images or clips.
+        kernel: a Keras kernel `(*window, in // groups, out)`.
+        strides: one stride per spatial dimension.
+        padding: `"valid"`, or a tuple of symmetric per-dimension paddings.
+        groups: the number of groups.
     """
     rank = x.ndim - 2
     memory = torch.channels_last_3d if rank == 3 else torch.channels_last
@@ -64,6 +83,13 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     in float32 for bfloat16 and float16 input), with a ReLU applied in place
     when `relu`, and the batch's mean and biased variance, detached, for the
     moving statistics.
+
+    Args:
+        x: channels-last input.
+        gamma: the scale, one per channel.
+        beta: the offset, one per channel.
+        epsilon: added to the variance.
+        relu: apply a ReLU in place.
     """
     y, mean, inverse_std = torch.native_batch_norm(_to_first(x), gamma, beta, None, None, True, 0.0, epsilon)
     if relu:  # in place: BatchNorm's gradient needs its input, not its output
@@ -73,20 +99,39 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
 
 
 def moving_average(moving, batch, momentum):
-    """`momentum · moving + (1 − momentum) · batch` as one op (Keras's BatchNorm update)."""
+    """`momentum · moving + (1 − momentum) · batch` as one op (Keras's BatchNorm update).
+
+    Args:
+        moving: the moving statistic (a variable's value).
+        batch: the batch's statistic.
+        momentum: the weight of `moving`.
+    """
     return torch.lerp(moving, batch, 1.0 - momentum)
 
 
 def max_pool_frames(clips, pool_size, strides, padding):
     """A `1 × k × k` max-pool of clips: unpadded, PyTorch's own 3D pool of the channels-last memory (Keras's
-    would copy it to channels-first memory first)."""
+    would copy it to channels-first memory first).
+
+    Args:
+        clips: channels-last clips `[batch, T, H, W, C]`.
+        pool_size: the spatial window `k`.
+        strides: the spatial stride.
+        padding: `"valid"` (else the portable pool).
+    """
     if padding != "valid":
         return portable.max_pool_frames(clips, pool_size, strides, padding)
     return max_pool(clips, pool_size, strides)
 
 
 def max_pool(x, pool_size, strides):
-    """Unpadded max-pool of channels-last images or clips, clips pooled `1 × k × k`, on the channels-last memory."""
+    """Unpadded max-pool of channels-last images or clips, clips pooled `1 × k × k`, on the channels-last memory.
+
+    Args:
+        x: channels-last images or clips.
+        pool_size: the spatial window `k`.
+        strides: the spatial stride.
+    """
     if x.ndim == 5:
         y = torch.nn.functional.max_pool3d(_to_first(x), (1, pool_size, pool_size), (1, strides, strides))
     else:

@@ -3,7 +3,7 @@
 import keras
 
 from mfnet_keras.layers import MultiFiberUnit
-from mfnet_keras.layers.blocks import batch_norm, conv_bn, stem_max_pool
+from mfnet_keras.layers.post_activation import batch_norm, conv_bn, stem_max_pool
 from mfnet_keras.models.backbone import Backbone, Pyramid, check_input_shape, constructor_args
 
 # Stage names, as in the released checkpoints, and the paper's Table 2.

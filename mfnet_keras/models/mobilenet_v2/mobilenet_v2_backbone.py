@@ -3,7 +3,7 @@
 import keras
 
 from mfnet_keras.layers import Multiplexer
-from mfnet_keras.layers.blocks import batch_norm, conv_bn
+from mfnet_keras.layers.post_activation import batch_norm, conv_bn
 from mfnet_keras.models.backbone import Backbone, Pyramid, check_input_shape, constructor_args
 
 # (expansion t, channels c, repeats n, first stride s), Sandler et al. Table 2.
@@ -19,7 +19,12 @@ INVERTED_RESIDUAL_STAGES = (
 
 
 def make_divisible(value, divisor=8):
-    """Rounds a width to a multiple of `divisor`, never going down by more than 10 %."""
+    """Rounds a width to a multiple of `divisor`, never going down by more than 10 %.
+
+    Args:
+        value: the width.
+        divisor: the multiple.
+    """
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
 
