@@ -13,6 +13,19 @@ choosing the module once, when they are built:
 
 Each imports its framework at the top, and only `current()` imports one of
 them: the model code runs where only one framework is installed.
+
+Their arguments, the same in every module:
+
+- `plan`: the layer's `portable.ConvPlan`;
+- `xs`: one tensor, or one per fiber (channels last);
+- `kernel`: the layer's kernel, `(*window, in // num_fibers, out)`;
+- `split`: convolve fiber by fiber;
+- `training`: the call's training flag (some backends run a path in inference only);
+- `x`, `gamma`, `beta`, `epsilon`, `relu`: the channels-last input, the scale, the offset, what is
+  added to the variance, and whether a ReLU follows;
+- `moving`, `batch`, `momentum`: the moving statistic, the batch's, and the weight of `moving`;
+- `clips`, `pool_size`, `strides`, `padding`: channels-last clips `[batch, T, H, W, C]`, the spatial
+  window `k`, the spatial stride, `"valid"` or `"same"`.
 """
 
 import importlib

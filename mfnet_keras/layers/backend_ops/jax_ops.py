@@ -31,7 +31,7 @@ def plan_conv(plan):
     """The paths a FiberConv takes here (see the module docstring).
 
     Args:
-        plan: the layer's `ConvPlan`.
+        plan: as the `backend_ops` seam documents it.
     """
     portable.refuse_tensorflow_only(plan, "jax")
     paths = portable.explicit_paths(plan)
@@ -54,11 +54,7 @@ def convolve(xs, kernel, plan, split, training=None):
     """FiberConv's output as a list of tensors (see `portable.convolve`); over frames in inference only.
 
     Args:
-        xs: one tensor, or one per fiber.
-        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
-        plan: the layer's `ConvPlan`.
-        split: convolve fiber by fiber.
-        training: the call's training flag (the frames path runs in inference only).
+        xs, kernel, plan, split, training: as the `backend_ops` seam documents them.
     """
     xs = portable.padded(xs, plan, ops.pad)
     if not split and plan.over_frames and not training:
@@ -100,11 +96,7 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     """Not on JAX (`FUSED_BATCH_NORM` is False): Keras's BatchNormalization, which XLA fuses, trains here.
 
     Args:
-        x: channels-last input.
-        gamma: the scale.
-        beta: the offset.
-        epsilon: added to the variance.
-        relu: apply a ReLU.
+        x, gamma, beta, epsilon, relu: as the `backend_ops` seam documents them.
     """
     raise NotImplementedError("BatchNorm has no fused kernel of its own on JAX; Keras's runs there.")
 

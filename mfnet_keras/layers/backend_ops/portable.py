@@ -163,10 +163,7 @@ def max_pool_frames(clips, pool_size, strides, padding):
     """A `1 × k × k` max-pool of clips as one 2D pool of all frames.
 
     Args:
-        clips: channels-last clips `[batch, T, H, W, C]`.
-        pool_size: the spatial window `k`.
-        strides: the spatial stride.
-        padding: `"valid"` or `"same"`.
+        clips, pool_size, strides, padding: as the `backend_ops` seam documents them.
     """
     images = ops.reshape(clips, (-1, *dims(clips)[2:]))
     pooled = ops.max_pool(images, pool_size, strides, padding)
@@ -177,8 +174,6 @@ def moving_average(moving, batch, momentum):
     """`momentum · moving + (1 − momentum) · batch` (Keras's BatchNorm update).
 
     Args:
-        moving: the moving statistic.
-        batch: the batch's statistic.
-        momentum: the weight of `moving`.
+        moving, batch, momentum: as the `backend_ops` seam documents them.
     """
     return moving * momentum + batch * (1.0 - momentum)

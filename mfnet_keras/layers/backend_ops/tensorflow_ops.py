@@ -54,7 +54,7 @@ def plan_conv(plan):
     TensorFlow's grouped 2D convolution over all frames where that runs (`grouped_conv2d_supported`).
 
     Args:
-        plan: the layer's `ConvPlan`.
+        plan: as the `backend_ops` seam documents it.
     """
     one_frame = plan.rank == 2 or plan.kernel_size[0] == 1
     if plan.implementation == "frames" and not one_frame:
@@ -69,11 +69,7 @@ def convolve(xs, kernel, plan, split, training=None):
     """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here.
 
     Args:
-        xs: one tensor, or one per fiber.
-        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
-        plan: the layer's `ConvPlan`.
-        split: convolve fiber by fiber.
-        training: the call's training flag (unused).
+        xs, kernel, plan, split, training: as the `backend_ops` seam documents them.
     """
     xs = portable.padded(xs, plan, zero_pad)
     if plan.frames and not split:
@@ -155,11 +151,7 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     the kernel gives the unbiased one).
 
     Args:
-        x: channels-last input.
-        gamma: the scale.
-        beta: the offset.
-        epsilon: added to the variance.
-        relu: apply a ReLU.
+        x, gamma, beta, epsilon, relu: as the `backend_ops` seam documents them.
     """
     dims = _dims(x)
     images = tf.reshape(x, [-1, *dims[-3:]] if len(dims) >= 4 else [1, -1, 1, dims[-1]])

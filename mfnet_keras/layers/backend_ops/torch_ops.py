@@ -24,7 +24,7 @@ def plan_conv(plan):
     symmetric padding gives the layer's output).
 
     Args:
-        plan: the layer's `ConvPlan`.
+        plan: as the `backend_ops` seam documents it.
     """
     portable.refuse_tensorflow_only(plan, "torch")
     return portable.explicit_paths(plan)
@@ -34,11 +34,7 @@ def convolve(xs, kernel, plan, split, training=None):
     """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here.
 
     Args:
-        xs: one tensor, or one per fiber.
-        kernel: the layer's kernel, `(*window, in // num_fibers, out)`.
-        plan: the layer's `ConvPlan`.
-        split: convolve fiber by fiber.
-        training: the call's training flag (unused).
+        xs, kernel, plan, split, training: as the `backend_ops` seam documents them.
     """
     if not split and plan.symmetric_padding is not None:
         kernel = keras.ops.convert_to_tensor(kernel)
@@ -85,11 +81,7 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     moving statistics.
 
     Args:
-        x: channels-last input.
-        gamma: the scale, one per channel.
-        beta: the offset, one per channel.
-        epsilon: added to the variance.
-        relu: apply a ReLU in place.
+        x, gamma, beta, epsilon, relu: as the `backend_ops` seam documents them.
     """
     y, mean, inverse_std = torch.native_batch_norm(_to_first(x), gamma, beta, None, None, True, 0.0, epsilon)
     if relu:  # in place: BatchNorm's gradient needs its input, not its output
@@ -102,9 +94,7 @@ def moving_average(moving, batch, momentum):
     """`momentum · moving + (1 − momentum) · batch` as one op (Keras's BatchNorm update).
 
     Args:
-        moving: the moving statistic (a variable's value).
-        batch: the batch's statistic.
-        momentum: the weight of `moving`.
+        moving, batch, momentum: as the `backend_ops` seam documents them.
     """
     return torch.lerp(moving, batch, 1.0 - momentum)
 
@@ -114,10 +104,7 @@ def max_pool_frames(clips, pool_size, strides, padding):
     would copy it to channels-first memory first).
 
     Args:
-        clips: channels-last clips `[batch, T, H, W, C]`.
-        pool_size: the spatial window `k`.
-        strides: the spatial stride.
-        padding: `"valid"` (else the portable pool).
+        clips, pool_size, strides, padding: as the `backend_ops` seam documents them.
     """
     if padding != "valid":
         return portable.max_pool_frames(clips, pool_size, strides, padding)
