@@ -155,9 +155,13 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     """
     dims = _dims(x)
     images = tf.reshape(x, [-1, *dims[-3:]] if len(dims) >= 4 else [1, -1, 1, dims[-1]])
+    # oneDNN's bfloat16 kernels take channel counts in multiples of 16; others (the multiplexers' 24) fall
+    # to its reference kernel, several times slower than normalising them in float32.
+    widened = x.dtype == tf.bfloat16 and x.shape[-1] % 16 != 0
+    images = tf.cast(images, tf.float32) if widened else images
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(images, gamma, beta, epsilon=epsilon, is_training=True)
     count = tf.cast(tf.size(x, out_type=tf.int64) // dims[-1], tf.float32)
-    y = tf.reshape(y, dims)
+    y = tf.reshape(tf.cast(y, x.dtype), dims)
     return ops.relu(y) if relu else y, mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
