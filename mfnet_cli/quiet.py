@@ -42,6 +42,9 @@ def launch(parser, args, command):
 def import_quietly(name, verbose=False):
     """Module `name`, imported with TensorFlow started after it; start-up log lines hidden unless `verbose`.
 
+    Also sets `TF_CPP_MIN_LOG_LEVEL=2` (INFO and WARNING lines off; a value already in the
+    environment wins) unless `verbose`.
+
     Args:
         name: the module to import (`mfnet_cli.run`, `tensorflow`, ...).
         verbose: let TensorFlow's start-up and C++ log lines through.
