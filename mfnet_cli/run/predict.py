@@ -6,10 +6,9 @@ import os
 import sys
 
 from mfnet_cli.predict import EXPLAIN_USAGE
-from mfnet_cli.quiet import fail
 from mfnet_keras.inference import Classifier, runtime_artefact
 from mfnet_keras.predict import predict_video
-from mfnet_keras.streaming import StreamError, StreamStats, stream_windows
+from mfnet_keras.streaming import StreamStats, stream_windows
 from mfnet_keras.timeline import TimelineOptions
 from tfrecords_tools.video import VideoError
 
@@ -90,15 +89,14 @@ def _timeline_options(args, stem):
 
 
 def _stream(classifier, args):
-    """`--stream`: one JSON line per window, the summary on stderr; 2 for a bad source, 130 on Ctrl-C."""
+    """`--stream`: one JSON line per window, the summary on stderr; 130 on Ctrl-C (a bad source is a
+    `StreamError`, exit code 2 in `mfnet_cli.run.command`)."""
     stats = StreamStats()
     try:
         for window in stream_windows(
             classifier, args.stream, args.stride, args.smooth or 2, args.top_k, args.overlay, stats
         ):
             print(json.dumps({**window, **({"dropped": stats.dropped} if stats.live else {})}), flush=True)
-    except StreamError as error:
-        return fail(error, 2)
     except KeyboardInterrupt:
         print(stats.summary() + " (interrupted)", file=sys.stderr)
         return 130
