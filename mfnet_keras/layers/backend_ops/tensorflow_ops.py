@@ -16,7 +16,6 @@ import dataclasses
 import functools
 
 import tensorflow as tf
-from keras import ops
 
 from mfnet_keras.layers.backend_ops import portable
 
@@ -160,17 +159,21 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
     widened = x.dtype == tf.bfloat16 and x.shape[-1] % 16 != 0
     images = tf.cast(images, tf.float32) if widened else images
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(images, gamma, beta, epsilon=epsilon, is_training=True)
+    if relu:  # straight on the kernel's output, where Grappler's remapper fuses it into the kernel
+        y = tf.nn.relu(y)
     count = tf.cast(tf.size(x, out_type=tf.int64) // dims[-1], tf.float32)
     y = tf.reshape(tf.cast(y, x.dtype), dims)
-    return ops.relu(y) if relu else y, mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
+    return y, mean, variance * (count - 1.0) / tf.maximum(count, 1.0)
 
 
 def conv3d(x, kernel, strides, padding):
-    """A (dense) 3D convolution whose kernel gradient is computed in float32 for bfloat16 input.
+    """A (dense) 3D convolution; for bfloat16 input fewer frames deep than the kernel, its kernel gradient in float32.
 
-    TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 now and then returns NaN for a few channels per
-    fiber (the same weights and input: a finite gradient, then NaN), which ended mixed_bfloat16 training
-    at its second step; its float32 kernel does not. Forward and input gradient stay in bfloat16.
+    TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 returns wrong kernel gradients, often NaN and
+    differing from call to call, when `"same"` padding meets input fewer frames deep than the kernel (2
+    frames under 3 taps, which ended mixed_bfloat16 training of short clips at its second step). Probing
+    every depth from 1 to 17, strided or not, found no other case, so only there is the kernel gradient
+    computed from float32 copies; the forward pass and the input gradient stay bfloat16.
 
     Args:
         x: channels-last clips.
@@ -179,7 +182,8 @@ def conv3d(x, kernel, strides, padding):
         padding: `"valid"` or `"same"`.
     """
     strides5, padding = [1, *strides, 1], padding.upper()
-    if x.dtype != tf.bfloat16:
+    frames = x.shape[1]
+    if x.dtype != tf.bfloat16 or (frames is not None and frames >= kernel.shape[0]):
         return tf.nn.conv3d(x, kernel, strides5, padding)
 
     @tf.custom_gradient
