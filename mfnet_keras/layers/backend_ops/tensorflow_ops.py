@@ -172,8 +172,9 @@ def conv3d(x, kernel, strides, padding):
     TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 returns wrong kernel gradients, often NaN and
     differing from call to call, when `"same"` padding meets input fewer frames deep than the kernel (2
     frames under 3 taps, which ended mixed_bfloat16 training of short clips at its second step). Probing
-    every depth from 1 to 17, strided or not, found no other case, so only there is the kernel gradient
-    computed from float32 copies; the forward pass and the input gradient stay bfloat16.
+    every depth from 1 to 17, strided or not, found no other case, so only there (and where the depth is
+    unknown when the graph is built) is the kernel gradient computed from float32 copies; the forward pass
+    and the input gradient stay bfloat16.
 
     Args:
         x: channels-last clips.
