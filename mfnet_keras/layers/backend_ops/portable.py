@@ -85,6 +85,23 @@ def refuse_tensorflow_only(plan, backend):
         )
 
 
+def short_for_bfloat16_kernel_gradient(frames, taps):
+    """Whether a bfloat16 3D kernel gradient must be computed in float32: the input has fewer frames than the kernel
+    has taps, or a depth unknown until run time.
+
+    oneDNN, under both TensorFlow's and PyTorch's CPU convolutions, returns wrong bfloat16 kernel gradients
+    (NaN, or off by up to 10^36 of their largest value, differing from call to call) when padding meets input
+    fewer frames deep than the kernel: 2 frames under 3 taps, which 4-frame clips reach after conv2's temporal
+    stride. Every other case probed (depths 1 to 17, strided or not) stayed close to float32: within 0.6 % of
+    the gradient's largest value at MFNet's layer shapes.
+
+    Args:
+        frames: the input's depth, or None where it is unknown when the graph is built.
+        taps: the kernel's depth.
+    """
+    return frames is None or frames < taps
+
+
 def block_diagonal(kernel, num_fibers):
     """The dense kernel `(*window, in, out)` that a grouped kernel `(*window, in // num_fibers, out)` is a block of:
     fiber g's block maps input channels `g·in/N…` to output channels `g·out/N…`, zeros elsewhere.

@@ -169,12 +169,9 @@ def batch_norm(x, gamma, beta, epsilon, relu=False):
 def conv3d(x, kernel, strides, padding):
     """A (dense) 3D convolution; for bfloat16 input fewer frames deep than the kernel, its kernel gradient in float32.
 
-    TensorFlow's oneDNN `Conv3DBackpropFilter` in bfloat16 returns wrong kernel gradients, often NaN and
-    differing from call to call, when `"same"` padding meets input fewer frames deep than the kernel (2
-    frames under 3 taps, which ended mixed_bfloat16 training of short clips at its second step). Probing
-    every depth from 1 to 17, strided or not, found no other case, so only there (and where the depth is
-    unknown when the graph is built) is the kernel gradient computed from float32 copies; the forward pass
-    and the input gradient stay bfloat16.
+    oneDNN's bfloat16 `Conv3DBackpropFilter` is wrong there (`portable.short_for_bfloat16_kernel_gradient`;
+    it ended mixed_bfloat16 training of short clips at its second step), so only there is the kernel gradient
+    computed from float32 copies; the forward pass and the input gradient stay bfloat16.
 
     Args:
         x: channels-last clips.
@@ -183,8 +180,7 @@ def conv3d(x, kernel, strides, padding):
         padding: `"valid"` or `"same"`.
     """
     strides5, padding = [1, *strides, 1], padding.upper()
-    frames = x.shape[1]
-    if x.dtype != tf.bfloat16 or (frames is not None and frames >= kernel.shape[0]):
+    if x.dtype != tf.bfloat16 or not portable.short_for_bfloat16_kernel_gradient(x.shape[1], kernel.shape[0]):
         return tf.nn.conv3d(x, kernel, strides5, padding)
 
     @tf.custom_gradient

@@ -33,11 +33,17 @@ def plan_conv(plan):
 def convolve(xs, kernel, plan, split, training=None):
     """FiberConv's output as a list of tensors (see `portable.convolve`); `training` is not needed here.
 
+    bfloat16 clips shorter than the kernel convolve in float32, where oneDNN's bfloat16 kernel gradient is
+    wrong (`portable.short_for_bfloat16_kernel_gradient`).
+
     Args:
         xs, kernel, plan, split, training: as the `backend_ops` seam documents them.
     """
+    kernel = keras.ops.convert_to_tensor(kernel)
+    frames, taps = xs[0].shape[1], plan.kernel_size[0]
+    if plan.rank == 3 and xs[0].dtype == torch.bfloat16 and portable.short_for_bfloat16_kernel_gradient(frames, taps):
+        return [y.to(torch.bfloat16) for y in convolve([x.float() for x in xs], kernel.float(), plan, split)]
     if not split and plan.symmetric_padding is not None:
-        kernel = keras.ops.convert_to_tensor(kernel)
         return [conv(xs[0], kernel, plan.strides, plan.symmetric_padding, plan.num_fibers)]
     return portable.convolve(portable.padded(xs, plan, keras.ops.pad), kernel, plan, split)
 
