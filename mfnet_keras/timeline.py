@@ -101,8 +101,10 @@ class _Batches:
 
 def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress=None):
     """`(video, windows)`: the decoded `Video` and `[{"start", "end", "probabilities"}]`, one per window of
-    `seconds`, each the mean softmax of up to `clips` clips spread over it. `progress`: a tqdm bar (frames
-    decoded, with their rate) on a terminal by default. Raises `VideoError` for an unreadable video.
+    `seconds`, each the mean softmax of up to `clips` clips spread over it. The video's last frames join
+    the window before them when they are fewer than a window or a clip's span (a clip sampled from them
+    would repeat frames, and a stray last window would split the last segment). `progress`: a tqdm bar
+    (frames decoded, with their rate) on a terminal by default. Raises `VideoError` for an unreadable video.
 
     Args:
         classifier: an `inference.Classifier`.
@@ -114,7 +116,9 @@ def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress
     """
     fps = source_fps(path)
     size, span = max(1, round(seconds * fps)), clip_span(classifier.clip_length, classifier.frame_interval)
+    tail = min(size, span)  # a video's last frames, when fewer, join the window before them
     decoding, batches, windows = _Decoding(path, classifier.short_side), _Batches(classifier, batch_size), []
+    begin = 0
     decoding.start()
     bar = tqdm(
         unit="frame", desc=os.path.basename(path), disable=None if progress is None else not progress, file=sys.stderr
@@ -124,13 +128,14 @@ def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress
             done = not decoding.is_alive()  # read before the frames: once done, every frame is in the list
             frames = decoding.frames[:]
             bar.update(len(frames) - bar.n)
-            begin = len(windows) * size
-            while begin < len(frames) and (begin + size <= len(frames) or done):
-                part = frames[begin : begin + size]
+            # A window waits until the frames after it show whether a tail too short for a clip follows.
+            while begin < len(frames) and (begin + size + tail <= len(frames) or done):
+                end = begin + size if begin + size + tail <= len(frames) else len(frames)
+                part = frames[begin:end]
                 count = max(1, min(clips, len(part) // max(span, 1)))
                 batches.add(len(windows), sample_clips(part, classifier.clip_length, classifier.frame_interval, count))
-                windows.append({"start": begin / fps, "end": (begin + len(part)) / fps})
-                begin += size
+                windows.append({"start": begin / fps, "end": end / fps})
+                begin = end
             if done:
                 break
             time.sleep(0.01)
