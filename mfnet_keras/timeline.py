@@ -128,9 +128,12 @@ def classify_windows(classifier, path, seconds, clips=10, batch_size=8, progress
             done = not decoding.is_alive()  # read before the frames: once done, every frame is in the list
             frames = decoding.frames[:]
             bar.update(len(frames) - bar.n)
-            # A window waits until the frames after it show whether a tail too short for a clip follows.
-            while begin < len(frames) and (begin + size + tail <= len(frames) or done):
-                end = begin + size if begin + size + tail <= len(frames) else len(frames)
+            while begin < len(frames):
+                # A window waits until the frames after it show whether a tail too short for a clip follows.
+                whole = begin + size + tail <= len(frames)
+                if not (whole or done):
+                    break
+                end = begin + size if whole else len(frames)
                 part = frames[begin:end]
                 count = max(1, min(clips, len(part) // max(span, 1)))
                 batches.add(len(windows), sample_clips(part, classifier.clip_length, classifier.frame_interval, count))
